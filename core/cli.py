@@ -1,0 +1,331 @@
+"""``python -m core <command>``: the console's API on the command line (design.md §7).
+
+Exit status: 0 success, 1 a user error (message on stderr), 2 unusable input. ``--json`` prints one JSON
+document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+from core.errors import ConsoleError, InputError
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str] | None = None) -> None:
+    if getattr(args, "json", False) or human is None:
+        print(json.dumps(data, indent=None if getattr(args, "json", False) else 2, default=str))
+    else:
+        print(human(data))
+
+
+def _store():
+    from core.store import open_store
+
+    return open_store()
+
+
+def _service():
+    from core.credentials import credentials_for
+    from core.jobs import JobService
+
+    return JobService(_store(), credentials=credentials_for)
+
+
+# -- commands -----------------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import build_demo
+    from core.paths import demo_dir
+
+    from core.demo import demo_ready
+
+    if args.if_missing and demo_ready(demo_dir()):
+        print(f"Demo assets are ready in {demo_dir()}.", file=sys.stderr)
+        return 0
+    print("Building the tiny demo model and datasets (about a minute on 2 cores)...", file=sys.stderr)
+    out = build_demo(demo_dir(), force=args.force)
+    _emit(args, out, lambda d: "\n".join([f"model: {d['model_path']}",
+                                          *[f"config {k}: {v}" for k, v in d["configs"].items()]]))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from core.datasets.validate import validate_file
+
+    rep = validate_file(args.file, method=args.method, model=args.model, max_length=args.max_length)
+    data = rep.to_json()
+
+    def human(d: dict[str, Any]) -> str:
+        if d.get("fatal"):
+            return f"Cannot read {args.file}: {d['fatal']}"
+        lines = [f"format: {d['format']}  rows: {d['rows']}  valid: {d['valid_rows']}  errors: {len(d['errors'])}"]
+        lines += [f"  line {e['line']}: {e['field'] or '-'}: [{e['rule']}] {e['message']}" for e in d["errors"][:50]]
+        return "\n".join(lines)
+
+    _emit(args, data, human)
+    if rep.fatal and not args.json:
+        print(rep.fatal, file=sys.stderr)
+    return rep.exit_code
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from core.config import load_config_file
+
+    cfg = load_config_file(args.config)
+    try:
+        from core.estimate import estimate_for_config
+    except ImportError:
+        raise ConsoleError("The estimator is not available in this build.") from None
+    est = estimate_for_config(cfg, store=_store(), provider=args.provider, gpu=args.gpu)
+    _emit(args, est if isinstance(est, dict) else est.model_dump(mode="json"))
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.action == "save":
+        from core.config import load_config_file
+
+        cfg = load_config_file(args.file)
+        if args.name:
+            cfg.name = args.name
+        rec = store.save_config(cfg.name, cfg.to_dict())
+        _emit(args, {"training_config_id": rec.id, "name": rec.name}, lambda d: f"saved {d['name']} as {d['training_config_id']}")
+    elif args.action == "list":
+        rows = [{"id": c.id, "name": c.name, "method": c.method, "model_name": c.model_name,
+                 "updated_at": c.updated_at} for c in store.list_configs()]
+        _emit(args, rows, lambda rs: "\n".join(f"{r['id']}  {r['name']}  {r['method']}  {r['model_name']}" for r in rs)
+              or "no saved configs")
+    elif args.action == "show":
+        if not args.file:
+            raise InputError("configs show needs a config id or name.")
+        rec = store.get_config(args.file)
+        _emit(args, rec.model_dump(mode="json"))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from core.config import load_config_file
+    from core.jobs import deployment_response
+
+    store = _store()
+    config_id = None
+    if args.config.startswith("cfg_") or not args.config.endswith((".yaml", ".yml", ".json")):
+        from core.config import parse_config
+
+        rec = store.get_config(args.config)
+        cfg, config_id = parse_config(rec.config), rec.id
+    else:
+        cfg = load_config_file(args.config)
+    svc = _service()
+    job = svc.deploy(cfg, provider=args.provider, gpu_type=args.gpu, gpu_count=args.gpu_count,
+                     budget_usd=args.budget, config_id=config_id)
+    if args.wait:
+        last = [None]
+
+        def progress(j):
+            key = (j.status, j.current_step)
+            if key != last[0] and not args.json:
+                print(f"  {j.status} step {j.current_step}/{j.total_steps or '?'}", file=sys.stderr)
+            last[0] = key
+
+        job = svc.wait(job.id, timeout_s=args.timeout, interval_s=1.0, on_poll=progress)
+    data = deployment_response(job)
+    _emit(args, data, lambda d: f"{d['job_id']}: {d['status']}" + (f" ({d['reason']})" if d.get("reason") else ""))
+    if args.wait and job.status != "completed":
+        return 1
+    return 0
+
+
+def _job_dict(job) -> dict[str, Any]:
+    d = job.model_dump(mode="json")
+    d["deployment_id"] = job.deployment_id
+    d.pop("config", None)
+    return d
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    jobs = _store().list_jobs(statuses=[args.status] if args.status else None, limit=args.limit)
+    rows = [_job_dict(j) for j in jobs]
+    _emit(args, rows, lambda rs: "\n".join(
+        f"{r['id']}  {r['status']:<14} {r['provider']:<8} {r['model_name']}  step {r['current_step']}/{r['total_steps']}"
+        for r in rs) or "no jobs")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    svc = _service()
+    job = svc.poll(args.job)
+    d = _job_dict(job)
+    d["stale"] = svc.is_stale(job)
+    d["errors"] = [e.model_dump(mode="json") for e in svc.store.get_errors(job.id)]
+    metrics = svc.store.get_metrics(job.id)
+    last = next((m for m in reversed(metrics) if m.get("loss") is not None), None)
+    d["metrics"] = {"step": job.current_step, "epoch": job.epoch, "loss": last and last["loss"],
+                    "learning_rate": last and last["learning_rate"], "progress_percentage": round(job.progress * 100, 1)}
+    _emit(args, d, lambda x: f"{x['id']}: {x['status']} step {x['current_step']}/{x['total_steps']}"
+          + (f" — {x['reason']}" if x.get("reason") else ""))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    store = _store()
+    store.get_job(args.job)
+    rows = store.get_metrics(args.job, since_step=args.since, limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps(rows, default=str))
+    else:
+        for r in rows:
+            print(f"step {r['step']:>6}  loss {r['loss']}  eval_loss {r['eval_loss']}  lr {r['learning_rate']}")
+    return 0
+
+
+def cmd_predictions(args: argparse.Namespace) -> int:
+    store = _store()
+    store.get_job(args.job)
+    rows = store.get_predictions(args.job, epoch=args.epoch, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str))
+    else:
+        for r in rows:
+            print(f"step {r['step']} {r['sample_id']}: bleu {r['bleu']} rouge_l {r['rouge_l']}\n"
+                  f"  got:      {r['generated_text']}\n  expected: {r['expected_text']}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    svc = _service()
+    job = svc.cancel(args.job)
+    if args.wait:
+        job = svc.wait(job.id, timeout_s=args.timeout)
+    _emit(args, _job_dict(job), lambda d: f"{d['id']}: {d['status']}" + (" (cancel requested)" if d["cancel_requested"] and d["status"] != "cancelled" else ""))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.action == "show":
+        if not args.id:
+            raise InputError("models show needs a model id.")
+        _emit(args, store.get_model(args.id).model_dump(mode="json"))
+        return 0
+    rows = [m.model_dump(mode="json") for m in store.list_models()]
+    _emit(args, rows, lambda rs: "\n".join(f"{r['id']}  {r['name']}  {r['artifact_path']}" for r in rs) or "no models")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.poller import run_forever
+
+    run_forever(_service(), interval_s=args.interval, iterations=args.iterations)
+    return 0
+
+
+def _plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands contributed by optional modules (serving, export), each registering its own parser."""
+    for mod in ("core.serving",):
+        try:
+            module = __import__(mod, fromlist=["register_cli"])
+        except ImportError:
+            continue
+        reg = getattr(module, "register_cli", None)
+        if reg:
+            reg(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="FineTune Console command line")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("demo", cmd_demo, "build the tiny demo model, datasets and configs under $CONSOLE_HOME/demo")
+    sp.add_argument("--force", action="store_true", help="rebuild the model even if it exists")
+    sp.add_argument("--if-missing", action="store_true", dest="if_missing", help="do nothing when already built")
+
+    sp = add("validate", cmd_validate, "validate a JSONL dataset line by line")
+    sp.add_argument("file")
+    sp.add_argument("--model", help="model id or path whose tokenizer measures token lengths")
+    sp.add_argument("--max-length", type=int, dest="max_length")
+    sp.add_argument("--method", choices=["sft", "dpo", "kto", "orpo"])
+
+    sp = add("estimate", cmd_estimate, "VRAM fit, time and cost for a config")
+    sp.add_argument("config")
+    sp.add_argument("--provider")
+    sp.add_argument("--gpu")
+
+    sp = add("configs", cmd_configs, "save, list or show named configs")
+    sp.add_argument("action", choices=["save", "list", "show"])
+    sp.add_argument("file", nargs="?", help="config file (save) or id/name (show)")
+    sp.add_argument("--name", help="save under this name")
+
+    sp = add("deploy", cmd_deploy, "launch a config (file or saved id/name) on a provider")
+    sp.add_argument("config")
+    sp.add_argument("--provider", default="local")
+    sp.add_argument("--gpu")
+    sp.add_argument("--gpu-count", type=int, default=1, dest="gpu_count")
+    sp.add_argument("--budget", type=float, help="USD limit")
+    sp.add_argument("--wait", action="store_true", help="wait until the job ends")
+    sp.add_argument("--timeout", type=float, help="seconds to wait at most")
+
+    sp = add("jobs", cmd_jobs, "list jobs")
+    sp.add_argument("--status")
+    sp.add_argument("--limit", type=int)
+
+    sp = add("status", cmd_status, "one job's status (polls its provider)")
+    sp.add_argument("job")
+
+    sp = add("metrics", cmd_metrics, "a job's metric rows")
+    sp.add_argument("job")
+    sp.add_argument("--since", type=int, help="only steps after this one")
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--offset", type=int, default=0)
+
+    sp = add("predictions", cmd_predictions, "a job's sample predictions")
+    sp.add_argument("job")
+    sp.add_argument("--epoch", type=float)
+    sp.add_argument("--limit", type=int)
+
+    sp = add("cancel", cmd_cancel, "cancel a job (the trainer saves a checkpoint first)")
+    sp.add_argument("job")
+    sp.add_argument("--wait", action="store_true")
+    sp.add_argument("--timeout", type=float, default=120)
+
+    sp = add("models", cmd_models, "the model registry")
+    sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sp.add_argument("id", nargs="?")
+
+    sp = add("worker", cmd_worker, "run the job poller headless (hosted dashboards)")
+    sp.add_argument("--interval", type=float, default=5.0)
+    sp.add_argument("--iterations", type=int, help="stop after N rounds (default: forever)")
+
+    _plugin_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except ConsoleError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": type(exc).__name__, "message": str(exc),
+                              "problems": getattr(exc, "problems", None)}))
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Dataset formats, validation and statistics (pure Python; the trainer bundle carries it)."""

@@ -1,0 +1,165 @@
+"""The provider interface (design.md §5): every GPU source launches, reports, costs, cancels and cleans up
+the same way. Providers are registered in one dict; SDKs are imported inside the provider that needs them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from core.errors import UnknownProviderError
+
+# Label every resource the console creates carries, so the orphan reaper can find them.
+CONSOLE_LABEL = "finetune-console"
+
+
+class ProviderParams(BaseModel):
+    """Base for each provider's own launch parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class GPUOffer:
+    gpu_type: str  # display name, e.g. "A100 80GB"
+    vram_gb: float
+    price_per_hour: float | None  # USD for one GPU; None when unknown, 0 for free tiers
+    provider_gpu_id: str | None = None  # the provider's own id (RunPod gpuTypeId, HF flavor, Lambda type)
+    available: bool | None = None  # None: the provider does not say
+    max_count: int = 1
+    cloud: str | None = None  # e.g. COMMUNITY / SECURE on RunPod
+    region: str | None = None
+    source: str = "catalog"  # "live" when read from the provider's API just now
+    notes: str | None = None
+
+
+@dataclass
+class ProviderRef:
+    ref: str  # pod id, kernel slug, job id, instance id, pid...
+    url: str | None = None
+    cost_per_hour: float | None = None
+    gpu_type: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderStatus:
+    """What the provider says about a resource, mapped to the console's vocabulary.
+
+    ``state``: provisioning | running | exited | failed | terminated | unknown.
+    """
+
+    state: str
+    exit_code: int | None = None
+    message: str | None = None
+    cost_per_hour: float | None = None
+    uptime_s: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("provisioning", "running")
+
+
+@dataclass
+class LaunchRequest:
+    job_id: str
+    job_dir: str  # console-side folder for this job (spec, logs)
+    spec_path: str  # job.json
+    bootstrap: str  # bash script that sets up and runs the trainer (remote providers)
+    gpu_type: str | None
+    gpu_count: int
+    params: ProviderParams | None
+    env: dict[str, str]  # secrets for the machine; never stored in the job row
+    budget_usd: float | None = None
+    max_hours: float | None = None
+    files: dict[str, str] = field(default_factory=dict)  # name -> local path to ship (dataset, bundle)
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    Params: ClassVar[type[ProviderParams]] = ProviderParams
+    # feature -> None when supported, else the reason shown greyed on the deploy screen.
+    capabilities: ClassVar[dict[str, str | None]] = {}
+    # How a remote machine's rows reach the console in the embedded (SQLite) mode.
+    report_channel: ClassVar[str] = "sqlite"
+
+    def __init__(self, credentials: dict[str, str] | None = None) -> None:
+        self.credentials = credentials or {}
+
+    @abstractmethod
+    def validate_credentials(self) -> dict[str, Any]:
+        """A cheap real call; returns account facts to show (never the secret). Raises AuthError."""
+
+    @abstractmethod
+    def offers(self) -> list[GPUOffer]: ...
+
+    @abstractmethod
+    def launch(self, req: LaunchRequest) -> ProviderRef: ...
+
+    @abstractmethod
+    def status(self, ref: str) -> ProviderStatus: ...
+
+    @abstractmethod
+    def logs(self, ref: str, tail: int = 200) -> str: ...
+
+    @abstractmethod
+    def cost(self, ref: str) -> float | None:
+        """USD spent so far on the resource, or None when the provider cannot say."""
+
+    @abstractmethod
+    def cancel(self, ref: str) -> None:
+        """Stop and release; a resource that is already gone is not an error."""
+
+    @abstractmethod
+    def list_owned(self) -> list[str]:
+        """Refs of live resources that carry the console's label (for the orphan reaper)."""
+
+    def capacity(self) -> int | None:
+        """How many jobs may run at once (None: no limit the console enforces)."""
+        return None
+
+    def pull_entries(self, ref: str, after_seq: int) -> list[dict[str, Any]]:
+        """Reporting rows the trainer left where only the console can fetch them (log lines, an endpoint)."""
+        return []
+
+
+_REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(cls: type[Provider]) -> type[Provider]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Importing a provider module registers it; the SDKs they use are imported lazily inside them.
+    import importlib
+
+    for mod in ("local", "runpod", "kaggle", "lambda_labs", "huggingface", "skypilot"):
+        try:
+            importlib.import_module(f"core.providers.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"core.providers.{mod}":
+                raise
+
+
+def provider_names() -> list[str]:
+    _load_builtin()
+    return list(_REGISTRY)
+
+
+def provider_class(name: str) -> type[Provider]:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise UnknownProviderError(
+            f"Unknown provider '{name}'. Valid providers: {', '.join(sorted(_REGISTRY))}."
+        )
+    return _REGISTRY[name]
+
+
+def get_provider(name: str, credentials: dict[str, str] | None = None) -> Provider:
+    return provider_class(name)(credentials)

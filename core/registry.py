@@ -1,0 +1,83 @@
+"""The model registry: one ``llm_models`` row per finished job, with its lineage (spec §1.7, issue 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.store.records import JobRecord, ModelRecord, new_id
+
+
+def model_name_for(job: JobRecord) -> str:
+    # The spec spells it "X-fine-tuned" in one place and "<base>-finetuned" in another; the job's short id
+    # keeps names unique when the same base is tuned twice.
+    base = Path(job.model_name or "model").name if job.model_name else "model"
+    return f"{base}-finetuned-{job.id[-8:]}"
+
+
+def final_scores(store: Any, job_id: str) -> dict[str, Any]:
+    """Mean scores of the last predictions round, and of the first one for comparison."""
+    rows = store.get_predictions(job_id)
+    if not rows:
+        return {}
+    steps = sorted({r["step"] for r in rows})
+
+    def mean(step: int, key: str) -> float | None:
+        vals = [r[key] for r in rows if r["step"] == step and r.get(key) is not None]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    last, first = steps[-1], steps[0]
+    return {
+        "bleu": mean(last, "bleu"), "rouge_l": mean(last, "rouge_l"), "exact_match": mean(last, "exact_match"),
+        "bleu_first": mean(first, "bleu"), "rouge_l_first": mean(first, "rouge_l"), "scored_step": last,
+        "samples": len([r for r in rows if r["step"] == last]),
+    }
+
+
+def build_model_record(store: Any, job: JobRecord) -> ModelRecord:
+    cfg = job.config or {}
+    lora = cfg.get("lora") or {}
+    training = cfg.get("training") or {}
+    dataset = None
+    if job.dataset_id:
+        try:
+            dataset = store.get_dataset(job.dataset_id)
+        except Exception:  # noqa: BLE001 - lineage is best effort when the dataset row was deleted
+            dataset = None
+    hours = None
+    if job.started_at and job.completed_at:
+        hours = (job.completed_at - job.started_at).total_seconds() / 3600
+    elif job.started_at:
+        from core.store.records import utcnow
+
+        hours = (utcnow() - job.started_at).total_seconds() / 3600
+    scores = final_scores(store, job.id)
+    adapters = {}
+    if lora.get("enabled", True):
+        adapters = {"lora": {"path": job.artifact_path, "r": lora.get("r"), "alpha": lora.get("alpha"),
+                             "target_modules": lora.get("target_modules")}}
+    return ModelRecord(
+        id=new_id("model"),
+        name=model_name_for(job),
+        source="training_job",
+        source_job_id=job.id,
+        base_model=job.model_name,
+        training_config_id=job.training_config_id,
+        dataset_id=job.dataset_id,
+        dataset_hash=dataset.content_hash if dataset else None,
+        dataset_size=job.dataset_size or (dataset.row_count if dataset else None),
+        artifact_path=job.artifact_path,
+        adapters=adapters,
+        metrics={"final_loss": job.final_loss, **scores},
+        metadata={
+            "training_method": job.method or training.get("method"),
+            "final_loss": job.final_loss,
+            "training_time_hours": round(hours, 4) if hours is not None else None,
+            "dataset_size": job.dataset_size,
+            "total_cost_usd": job.total_cost_usd,
+            "provider": job.provider,
+            "gpu_type": job.gpu_type,
+            "steps": job.current_step,
+        },
+        config=cfg,
+    )

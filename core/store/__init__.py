@@ -1,0 +1,41 @@
+"""Store selection: the embedded SQLite file by default; team mode plugs in a Postgres/Supabase engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.store.base import Store
+from core.store.records import ConfigRecord, DatasetRecord, ErrorRecord, JobRecord, ModelRecord
+
+_STORES: dict[str, Store] = {}
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and cache per process) the store named by ``url`` or ``$CONSOLE_STORE_URL``.
+
+    ``sqlite:///path/to/file.db`` or empty for ``$CONSOLE_HOME/console.db``.
+    """
+    url = url or os.environ.get("CONSOLE_STORE_URL") or ""
+    if url in _STORES:
+        return _STORES[url]
+    if not url or url.startswith("sqlite:"):
+        from core.paths import db_path
+        from core.store.sqlite import SQLiteStore
+
+        path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")) if url else db_path()
+        store: Store = SQLiteStore(path)
+    else:
+        from core.errors import ConsoleError
+
+        raise ConsoleError(f"Unsupported store URL '{url}'. Use sqlite:///path/to/console.db.")
+    _STORES[url] = store
+    return store
+
+
+def reset_store_cache() -> None:
+    _STORES.clear()
+
+
+__all__ = ["Store", "open_store", "reset_store_cache", "ConfigRecord", "DatasetRecord", "ErrorRecord", "JobRecord",
+           "ModelRecord"]

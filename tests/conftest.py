@@ -1,0 +1,80 @@
+"""Shared fixtures. The demo model is built once per session (about a minute on 2 cores) and shared."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def demo_assets(tmp_path_factory) -> Path:
+    """$CONSOLE_HOME/demo built once by the project's own code: tiny Llama, tokenizer, datasets, configs."""
+    cached = os.environ.get("FTC_TEST_DEMO_DIR")
+    if cached and (Path(cached) / "tiny-llama" / "model.safetensors").exists():
+        return Path(cached)
+    from core.demo import build_demo
+
+    d = tmp_path_factory.mktemp("demo-assets") / "demo"
+    build_demo(d)
+    return d
+
+
+@pytest.fixture()
+def console_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty $CONSOLE_HOME and store for one test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("CONSOLE_HOME", str(home))
+    monkeypatch.delenv("CONSOLE_STORE_URL", raising=False)
+    from core.store import reset_store_cache
+
+    reset_store_cache()
+    yield home
+    reset_store_cache()
+
+
+@pytest.fixture()
+def demo_home(console_home, demo_assets) -> Path:
+    """A fresh $CONSOLE_HOME whose demo/ folder holds the session's demo assets (configs rewritten to it)."""
+    from core.demo import build_datasets, write_demo_configs
+
+    demo = console_home / "demo"
+    demo.mkdir()
+    (demo / "tiny-llama").symlink_to(demo_assets / "tiny-llama", target_is_directory=True)
+    files = build_datasets(demo / "data")
+    write_demo_configs(demo, demo / "tiny-llama", files)
+    return console_home
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True)
