@@ -439,9 +439,15 @@ def make_sink(kind: str, job_id: str, *, path: str | None = None, url: str | Non
         return StdoutSink()
     if kind == "none":
         return NullSink()
-    from trainer import sinks_remote  # http / supabase sinks live beside this module
+    if kind == "http":  # rows served on a token-protected endpoint that the console pulls (RunPod, Lambda)
+        from trainer.sink_http import make_http_sink
 
-    return sinks_remote.make(kind, job_id, url=url, token=token, port=port)
+        return make_http_sink(job_id, token=token, port=port)
+    if kind == "supabase":  # team mode: security-definer ingest functions, called with the per-job token
+        from trainer.sink_supabase import make_supabase_sink
+
+        return make_supabase_sink(job_id, url=url, token=token)
+    raise ValueError(f"unknown sink kind {kind!r}")
 
 
 class _DeferredSQLiteSink:
