@@ -15,6 +15,10 @@ if str(ROOT) not in sys.path:
 
 ARTIFACTS = ROOT / "test-artifacts"
 
+# One torch thread per process: the suite runs trainers beside a console server and Chromium on 2 cores, where
+# torch's spinning OpenMP threads would otherwise collapse under oversubscription.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def demo_assets(tmp_path_factory) -> Path:
@@ -41,6 +45,19 @@ def console_home(tmp_path, monkeypatch) -> Path:
     reset_store_cache()
     yield home
     reset_store_cache()
+    kill_job_processes(home)
+
+
+def kill_job_processes(home: Path) -> None:
+    """Local trainers run in their own process group so they outlive a console restart; a test's must not
+    outlive the test (they would slow every later test on a 2-core machine)."""
+    import signal
+
+    for pid_file in (home / "jobs").glob("*/pid"):
+        try:
+            os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
 
 @pytest.fixture()

@@ -82,6 +82,10 @@ class LocalProvider(Provider):
         exit_path = job_dir / "exit_code"
         exit_path.unlink(missing_ok=True)
         env = {**os.environ, **req.env, "PYTHONUNBUFFERED": "1"}
+        if _gpu_count() == 0 and "OMP_NUM_THREADS" not in env:
+            # Leave a core to the console and the browser: torch's spinning OpenMP threads collapse (10-100x
+            # slower steps, measured) when they compete with other busy processes for every core.
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         resume = "--resume" if (job_dir / "resume").exists() else ""
         try:
