@@ -482,7 +482,7 @@ def _remote_spec(spec: JobSpec, sources: dict[str, FetchSource], price_per_hour:
     if deadline_s:
         # The trainer's own guard should stop first (saving its checkpoint and reporting budget_stopped with its
         # final numbers); the watchdog is only the backstop for a trainer that hangs.
-        guard_s = max(1.0, deadline_s - stop_grace_s - 30.0)
+        guard_s = max(1.0, deadline_s - stop_grace_s - min(30.0, 0.1 * deadline_s))
         if price and price > 0:
             budget = min(budget or float("inf"), price * guard_s / 3600.0)
         max_hours = min(max_hours or float("inf"), guard_s / 3600.0)

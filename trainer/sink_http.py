@@ -584,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sp = add("serve", _cmd_serve)
     sp.add_argument("--job-id", required=True)
-    sp.add_argument("--host", default="0.0.0.0")
+    sp.add_argument("--host", default=os.environ.get("FTC_REPORT_HOST", "0.0.0.0"))
     sp.add_argument("--port", type=int, default=DEFAULT_PORT)
     sp = add("emit-failure", _cmd_emit_failure)
     sp.add_argument("--message-env", required=True)

@@ -194,11 +194,11 @@ class ChannelClient:
         return dest
 
 
-def sync(client: ChannelClient, job_id: str, after_seq: int) -> list[dict[str, Any]]:
+def sync(client: ChannelClient, job_id: str, after_seq: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One round with a machine: push what it waits for, pull new rows, collect the artifact once all rows are in.
 
-    Returns entries for ``apply_entries``, all numbered at most like the newest row, so the caller's high-water
-    mark never moves back.
+    Returns entries for ``apply_entries`` (all numbered at most like the newest row, so the caller's high-water
+    mark never moves back) and the machine's state, with ``settled`` set when the console now holds everything.
     """
     doc = client.entries(after_seq)
     remote = load_remote(job_id) or {}
@@ -215,10 +215,66 @@ def sync(client: ChannelClient, job_id: str, after_seq: int) -> list[dict[str, A
     entries += rows
     complete = top >= int(doc.get("last_seq") or 0)
     art = doc.get("artifact")
-    if complete and art and not doc.get("artifact_fetched"):
+    fetched = bool(doc.get("artifact_fetched"))
+    if complete and art and not fetched:
         from core.paths import artifacts_dir
 
         dest = artifacts_dir() / job_id / "final"
         client.fetch_artifact(dest, art["sha256"])
         entries.append({"seq": top, "kind": "job", "payload": {"artifact_path": str(dest)}})
-    return entries
+        fetched = True
+    doc["settled"] = bool(doc.get("finished")) and complete and (fetched or not art)
+    return entries, doc
+
+
+class ChannelProvider:
+    """Mixin for providers whose machines serve the report channel on a port (RunPod, Lambda).
+
+    The provider says where the channel is (``channel_url``); this gives it ``pull_entries``, ``request_stop``,
+    ``logs`` and ``channel_settled`` (the machine finished and the console holds all it reported: time to
+    release it even if the machine's own release failed).
+    """
+
+    name: str
+    report_channel = "http"
+
+    def channel_url(self, ref: str, job_id: str) -> str | None:
+        raise NotImplementedError
+
+    def _channel(self, ref: str) -> tuple[ChannelClient, str] | None:
+        job_id = job_for_ref(self.name, ref)
+        url = self.channel_url(ref, job_id) if job_id else None
+        return (ChannelClient(url, job_token(job_id)), job_id) if url and job_id else None
+
+    def _docs(self) -> dict[str, dict[str, Any]]:
+        if not hasattr(self, "_channel_docs"):
+            self._channel_docs: dict[str, dict[str, Any]] = {}
+        return self._channel_docs
+
+    def pull_entries(self, ref: str, after_seq: int) -> list[dict[str, Any]]:
+        ch = self._channel(ref)
+        if ch is None:
+            return []
+        entries, doc = sync(ch[0], ch[1], after_seq)
+        self._docs()[ref] = doc
+        return entries
+
+    def channel_settled(self, ref: str) -> bool:
+        return bool(self._docs().get(ref, {}).get("settled"))
+
+    def request_stop(self, ref: str) -> None:
+        ch = self._channel(ref)
+        if ch is not None:
+            try:
+                ch[0].cancel()
+            except ProviderUnavailable:
+                pass  # the poller asks again next round, and kills the machine after the grace
+
+    def logs(self, ref: str, tail: int = 200) -> str:
+        ch = self._channel(ref)
+        if ch is None:
+            return ""
+        try:
+            return ch[0].logs(tail)
+        except ProviderError as exc:
+            return f"(the machine's log is not reachable: {exc})"

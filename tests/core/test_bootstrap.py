@@ -155,7 +155,7 @@ def _console_round(client, job_id, after):
     from core.providers.http_channel import sync
 
     try:
-        return sync(client, job_id, after)
+        return sync(client, job_id, after)[0]
     except ProviderUnavailable:
         return []
 
