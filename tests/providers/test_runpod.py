@@ -146,7 +146,7 @@ def test_cloud_type_not_offered_is_refused_before_renting(provider, service, dem
 def test_429_and_5xx_are_retried(provider, fake):
     fake.fail_next(Response(429, "Too Many Requests"), Response(502, "Bad Gateway"))
     assert provider.validate_credentials()["account"] == "user_fake123"
-    fake.fail_next(*[Response(500, "Internal Server Error")] * 8)
+    fake.fail_next(*[Response(500, "Internal Server Error")] * 4)
     with pytest.raises(ProviderUnavailable):
         provider.validate_credentials()
 
