@@ -54,6 +54,10 @@ class JobService:
             self._providers[name] = self._factory(name)
         return self._providers[name]
 
+    def reset_provider(self, name: str) -> None:
+        """Forget a provider instance, so the next call builds it with the credentials as they are now."""
+        self._providers.pop(name, None)
+
     # -- create and launch ----------------------------------------------------------------------------------
     def create(self, cfg: TrainingConfig | dict[str, Any], *, provider: str = "local", gpu_type: str | None = None,
                gpu_count: int = 1, budget_usd: float | None = None, config_id: str | None = None,
@@ -108,6 +112,8 @@ class JobService:
             return self.store.get_job(job_id)  # another poller claimed it
         prov = self.provider(job.provider)
         try:
+            if prov.report_channel != "sqlite":
+                prov.validate_credentials()  # a cheap real call: a refused key fails here, before anything is rented
             req = self._launch_request(job, prov)
             ref = prov.launch(req)
         except ConsoleError as exc:
