@@ -471,28 +471,26 @@ def _cmd_want(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_wait_files(args: argparse.Namespace) -> int:
-    rd = ReportDir(args.dir)
-    deadline = time.monotonic() + args.timeout
-    while rd.missing():
+def _wait(condition: Any, timeout: float, complaint: Any) -> int:
+    deadline = time.monotonic() + max(0.0, timeout)
+    while not condition():
         if time.monotonic() > deadline:
-            print(f"[ftc] the console did not send {', '.join(rd.missing())} within {args.timeout:.0f} s",
-                  file=sys.stderr)
+            print(f"[ftc] {complaint()}", file=sys.stderr)
             return 1
         time.sleep(0.5)
     return 0
+
+
+def _cmd_wait_files(args: argparse.Namespace) -> int:
+    rd = ReportDir(args.dir)
+    return _wait(lambda: not rd.missing(), args.timeout,
+                 lambda: f"the console did not send {', '.join(rd.missing())} within {args.timeout:.0f} s")
 
 
 def _cmd_wait_acked(args: argparse.Namespace) -> int:
     rd = ReportDir(args.dir)
-    deadline = time.monotonic() + max(0.0, args.timeout)
-    while not rd.settled():
-        if time.monotonic() > deadline:
-            print(f"[ftc] the console collected up to entry {rd.acked()} of {rd.last_seq()}; not waiting longer",
-                  file=sys.stderr)
-            return 1
-        time.sleep(0.5)
-    return 0
+    return _wait(rd.settled, args.timeout,
+                 lambda: f"the console collected up to entry {rd.acked()} of {rd.last_seq()}; not waiting longer")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -137,6 +137,14 @@ class Provider(ABC):
     def list_owned(self) -> list[str]:
         """Refs of live resources that carry the console's label (for the orphan reaper)."""
 
+    def credential(self, field: str, *, hint: str) -> str:
+        """A credential this provider cannot work without; AuthError saying where to set it when it is missing."""
+        value = self.credentials.get(field)
+        if not value:
+            label = {"api_key": "API key"}.get(field, field.replace("_", " "))
+            raise AuthError(f"No {self.display_name} {label} is set.", hint=hint)
+        return value
+
     def capacity(self) -> int | None:
         """How many jobs may run at once (None: no limit the console enforces)."""
         return None

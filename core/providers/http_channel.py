@@ -259,6 +259,12 @@ class ChannelProvider:
         self._docs()[ref] = doc
         return entries
 
+    def note_gone(self, ref: str) -> None:
+        """Record when the machine was first seen gone: the cost estimate stops there."""
+        job_id = job_for_ref(self.name, ref)
+        if job_id and not (load_remote(job_id) or {}).get("ended_at"):
+            save_remote(job_id, ended_at=time.time())
+
     def channel_settled(self, ref: str) -> bool:
         return bool(self._docs().get(ref, {}).get("settled"))
 

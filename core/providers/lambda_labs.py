@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import Field
 
-from core.errors import AuthError, LaunchError, NoCapacityError, ProviderError, RateLimited, ResourceNotFound
+from core.errors import LaunchError, NoCapacityError, ProviderError, RateLimited, ResourceNotFound
 from core.providers.base import (
     GPUOffer, LaunchRequest, Provider, ProviderParams, ProviderRef, ProviderStatus, call_with_retries,
     map_http_error, map_state, register,
@@ -156,11 +156,8 @@ class LambdaProvider(ChannelProvider, Provider):
 
     @property
     def client(self) -> LambdaClient:
-        key = self.credentials.get("api_key")
-        if not key:
-            raise AuthError("No Lambda Cloud API key is set.",
-                            hint="Create one at https://cloud.lambda.ai/api-keys and paste it on the Deploy page, "
-                                 "or set LAMBDA_API_KEY.")
+        key = self.credential("api_key", hint="Create one at https://cloud.lambda.ai/api-keys and paste it on the "
+                                              "Deploy page, or set LAMBDA_API_KEY.")
         return LambdaClient(key, self.base_url)
 
     # -- interface ------------------------------------------------------------------------------------------
@@ -260,7 +257,7 @@ class LambdaProvider(ChannelProvider, Provider):
         try:
             inst = self.client.instance(ref)
         except ResourceNotFound:
-            self._note_gone(ref)
+            self.note_gone(ref)
             return ProviderStatus(state="terminated", message="The instance no longer exists.")
         raw = (inst.get("status") or "").upper()
         state = map_state(raw, STATUS)
@@ -268,7 +265,7 @@ class LambdaProvider(ChannelProvider, Provider):
         if job_id and inst.get("ip") and (load_remote(job_id) or {}).get("ip") != inst["ip"]:
             save_remote(job_id, ip=inst["ip"])
         if state == "terminated":
-            self._note_gone(ref)
+            self.note_gone(ref)
         if state == "running" and self.channel_settled(ref):
             state = "exited"  # the job is done and collected; the instance still bills until terminated
         message = {"UNHEALTHY": "Lambda reports the instance unhealthy.",
@@ -288,7 +285,7 @@ class LambdaProvider(ChannelProvider, Provider):
             self.client.terminate([ref])
         except ResourceNotFound:
             pass  # already gone
-        self._note_gone(ref)
+        self.note_gone(ref)
 
     def list_owned(self) -> list[str]:
         return list(self.list_owned_jobs())
@@ -301,10 +298,6 @@ class LambdaProvider(ChannelProvider, Provider):
         doc = load_remote(job_id) or {}
         return f"http://{doc['ip']}:{doc['port']}" if doc.get("ip") and doc.get("port") else None
 
-    def _note_gone(self, ref: str) -> None:
-        job_id = job_for_ref(self.name, ref)
-        if job_id and not (load_remote(job_id) or {}).get("ended_at"):
-            save_remote(job_id, ended_at=time.time())
 
 
 def build_user_data(script: str, env: dict[str, str]) -> str:

@@ -114,12 +114,8 @@ class RunPodProvider(ChannelProvider, Provider):
     # -- SDK calls, errors mapped ---------------------------------------------------------------------------
     @property
     def _key(self) -> str:
-        key = self.credentials.get("api_key")
-        if not key:
-            raise AuthError("No RunPod API key is set.",
-                            hint="Paste it on the Deploy page, or set RUNPOD_API_KEY or [runpod] api_key in "
-                                 ".streamlit/secrets.toml.")
-        return key
+        return self.credential("api_key", hint="Paste it on the Deploy page, or set RUNPOD_API_KEY or [runpod] "
+                                               "api_key in .streamlit/secrets.toml.")
 
     def _call(self, fn: Any, *args: Any, retry: bool = True, **kw: Any) -> Any:
         """Run one SDK call with this provider's key; idempotent calls retry on 429/5xx."""
@@ -255,7 +251,7 @@ class RunPodProvider(ChannelProvider, Provider):
     def status(self, ref: str) -> ProviderStatus:
         pod = self._pod(ref)
         if pod is None:
-            self._note_gone(ref)
+            self.note_gone(ref)
             return ProviderStatus(state="terminated", message="The pod no longer exists (it removed itself when "
                                   "the job ended, or it was terminated).")
         raw = (pod.get("desiredStatus") or "").upper()
@@ -287,7 +283,7 @@ class RunPodProvider(ChannelProvider, Provider):
                 self._gql(generate_pod_terminate_mutation(ref), retry=True)
             except ResourceNotFound:
                 pass  # it went between the two calls
-        self._note_gone(ref)
+        self.note_gone(ref)
 
     def list_owned(self) -> list[str]:
         return list(self.list_owned_jobs())
@@ -303,10 +299,6 @@ class RunPodProvider(ChannelProvider, Provider):
         port = (load_remote(job_id) or {}).get("port")
         return self.proxy_url.format(pod_id=ref, port=port) if port else None
 
-    def _note_gone(self, ref: str) -> None:
-        job_id = job_for_ref(self.name, ref)
-        if job_id and not (load_remote(job_id) or {}).get("ended_at"):
-            save_remote(job_id, ended_at=time.time())
 
 
 def _query_error(message: str) -> ProviderError:

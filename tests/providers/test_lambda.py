@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from core import lifecycle as L
-from core.errors import AuthError, LaunchError, NoCapacityError, ProviderUnavailable, RateLimited
+from core.errors import AuthError, LaunchError, ProviderUnavailable, RateLimited
 from core.jobs import JobService, ServiceSettings
 from core.providers.http_channel import job_token, resource_name, save_remote
 from core.providers.lambda_labs import LambdaClient, LambdaProvider
@@ -184,51 +184,44 @@ def test_reaper_and_label(service, demo_home, fake, provider):
     assert fake.instances[other]["status"] == "booting" and fake.instances[job.provider_ref]["status"] == "booting"
 
 
-def test_rows_come_from_the_instance_channel_and_a_finished_instance_is_released(service, demo_home, fake,
-                                                                                  provider, tmp_path):
+@pytest.fixture()
+def channel(service, demo_home, fake, tmp_path):
+    """A launched job whose instance is active and serves the real channel server on this machine."""
+    from trainer.sink_http import ChannelServer, ReportDir
+
+    port = free_port()
+    job = launch(service, demo_home, params={"port": port})
+    rd = ReportDir(tmp_path / "report")
+    server = ChannelServer(rd, job_token(job.id), job.id, host="127.0.0.1", port=port).start()
+    fake.set_status(job.provider_ref, "active")
+    rd.append([{"kind": "status", "payload": {"status": "running", "fields": {}}}])
+    yield job, rd
+    server.shutdown()
+    server.server_close()
+
+
+def test_rows_come_from_the_instance_channel_and_a_finished_instance_is_released(service, fake, channel):
     """The console pulls from http://<instance ip>:<port>, served here by the real channel server."""
-    from trainer.sink_http import ChannelServer, ReportDir
-
-    port = free_port()
-    job = launch(service, demo_home, params={"port": port})
-    rd = ReportDir(tmp_path / "report")
-    server = ChannelServer(rd, job_token(job.id), job.id, host="127.0.0.1", port=port).start()
-    try:
-        fake.set_status(job.provider_ref, "active")
-        rd.append([{"kind": "status", "payload": {"status": "running", "fields": {}}},
-                   {"kind": "metrics", "payload": {"rows": [{"step": 3, "loss": 1.25}]}}])
-        rd.heartbeat({"current_step": 3, "progress": 0.3})
-        job = service.poll(job.id)
-        assert job.status == L.RUNNING and job.current_step == 3
-        assert [m["loss"] for m in service.store.get_metrics(job.id)] == [1.25]
-        # The trainer finishes; the bootstrap offers no artifact (HF upload) and marks itself finished.
-        rd.append([{"kind": "status", "payload": {"status": "completing", "fields": {"progress": 1.0}}},
-                   {"kind": "job", "payload": {"artifact_path": "hf://me/ftc-x"}}])
-        rd.set_phase("finished", finished=True, exit_code=0)
-        service.poll(job.id)  # collects the last rows
-        job = service.poll(job.id)  # the instance is still active but done: the console terminates it
-        assert job.status == L.COMPLETED and job.artifact_path == "hf://me/ftc-x"
-        assert fake.instances[job.provider_ref]["status"] == "terminated"
-        assert "hf://me/ftc-x" == service.store.find_model_by_job(job.id).artifact_path
-    finally:
-        server.shutdown()
-        server.server_close()
+    job, rd = channel
+    rd.append([{"kind": "metrics", "payload": {"rows": [{"step": 3, "loss": 1.25}]}}])
+    rd.heartbeat({"current_step": 3, "progress": 0.3})
+    job = service.poll(job.id)
+    assert job.status == L.RUNNING and job.current_step == 3
+    assert [m["loss"] for m in service.store.get_metrics(job.id)] == [1.25]
+    # The trainer finishes; the bootstrap offers no artifact (HF upload) and marks itself finished.
+    rd.append([{"kind": "status", "payload": {"status": "completing", "fields": {"progress": 1.0}}},
+               {"kind": "job", "payload": {"artifact_path": "hf://me/ftc-x"}}])
+    rd.set_phase("finished", finished=True, exit_code=0)
+    service.poll(job.id)  # collects the last rows
+    job = service.poll(job.id)  # the instance is still active but done: the console terminates it
+    assert job.status == L.COMPLETED and job.artifact_path == "hf://me/ftc-x"
+    assert fake.instances[job.provider_ref]["status"] == "terminated"
+    assert service.store.find_model_by_job(job.id).artifact_path == "hf://me/ftc-x"
 
 
-def test_cancel_reaches_the_trainer_through_the_channel(service, demo_home, fake, tmp_path):
-    from trainer.sink_http import ChannelServer, ReportDir
-
-    port = free_port()
-    job = launch(service, demo_home, params={"port": port})
-    rd = ReportDir(tmp_path / "report")
-    server = ChannelServer(rd, job_token(job.id), job.id, host="127.0.0.1", port=port).start()
-    try:
-        fake.set_status(job.provider_ref, "active")
-        rd.append([{"kind": "status", "payload": {"status": "running", "fields": {}}}])
-        service.poll(job.id)
-        service.cancel(job.id)
-        service.poll(job.id)
-        assert (rd.root / "cancel").exists()  # the trainer's http sink sees it and stops at the next step
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_cancel_reaches_the_trainer_through_the_channel(service, channel):
+    job, rd = channel
+    service.poll(job.id)
+    service.cancel(job.id)
+    service.poll(job.id)
+    assert (rd.root / "cancel").exists()  # the trainer's http sink sees it and stops at the next step

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 
 import pytest
 
@@ -204,3 +205,17 @@ def test_a_failed_deploy_is_not_sent_twice(service, demo_home, fake):
     job = launch(service, demo_home)
     assert job.status == L.FAILED and "error page" in job.reason
     assert sum(b"podFindAndDeployOnDemand" in r.body for r in fake.requests) == 1
+
+
+def test_cli_deploy_on_runpod_prints_the_deployment_response(demo_home, fake, monkeypatch, capsys):
+    from core.cli import main
+
+    monkeypatch.setenv("RUNPOD_API_KEY", fake.api_key)
+    monkeypatch.setenv("CONSOLE_SECRETS_FILE", "/nonexistent")
+    rc = main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "runpod", "--gpu", "A100 PCIe",
+               "--param", "cloud_type=SECURE", "--param", "volume_gb=80", "--budget", "4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "provisioning" and out["deployment_id"].startswith("fakepod")
+    assert out["cost"]["cost_per_hour"] == pytest.approx(1.64)
+    assert fake.deploy_inputs[-1]["volumeInGb"] == 80 and fake.deploy_inputs[-1]["cloudType"] == "SECURE"
+    assert main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "runpod", "--param", "oops"]) == 2
