@@ -25,6 +25,12 @@ deterministic ``bundle.tar.gz``: the same sources give the same bytes, so its sh
 8. for the ``http`` channel, waits (at most ``linger_s``, never past the deadline) until the console collected every
    entry and the artifact, then runs ``release_cmd``.
 
+Channels (``spec.sink.kind``). ``http``: the trainer and the script append to the report folder served on
+``channel_port`` (``trainer/sink_http.py``), which numbers every entry itself. ``stdout``: the trainer prints
+``@@FTC {json}`` lines carrying its own ``seq``; the script prints its own entries (a setup failure, the budget
+deadline, the Hub artifact URI) the same way, marked ``"src": "bootstrap"`` and *without* a ``seq``, so a console
+that reads the provider's log should number entries by their position in the log, not by ``seq``.
+
 Secrets never appear in the script: it reads ``$HF_TOKEN`` and ``$FTC_REPORT_TOKEN`` (the per-job channel token)
 from its environment, which each provider fills through its own secret channel (pod env, user-data env file, job
 secrets). Every value interpolated into the script is either validated (ids, numbers) or base64-encoded.

@@ -64,7 +64,9 @@ class RunPodParams(ProviderParams):
     network_volume_id: str | None = None
     data_center_id: str | None = None
     port: int = Field(default=8765, ge=1024, le=65535, description="Port of the report channel")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the pod")
+    env: dict[str, str] = Field(default_factory=dict, description=(
+        "Extra environment variables for the pod. Not for secrets: they are kept with the job; keys come from the "
+        "credentials"))
 
     @field_validator("image", "network_volume_id", "data_center_id")
     @classmethod

@@ -219,3 +219,11 @@ def test_cli_deploy_on_runpod_prints_the_deployment_response(demo_home, fake, mo
     assert out["cost"]["cost_per_hour"] == pytest.approx(1.64)
     assert fake.deploy_inputs[-1]["volumeInGb"] == 80 and fake.deploy_inputs[-1]["cloudType"] == "SECURE"
     assert main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "runpod", "--param", "oops"]) == 2
+
+
+def test_a_pod_stuck_provisioning_is_failed_and_released(service, demo_home, fake):
+    job = launch(service, demo_home)
+    service.settings.provisioning_timeout_s = 0  # the container never comes up (runtime stays null)
+    job = service.poll(job.id)
+    assert job.status == L.FAILED and "did not start training" in job.reason
+    assert job.provider_ref in fake.terminated
