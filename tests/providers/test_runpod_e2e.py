@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.training, pytest.mark.slow]
 
 @pytest.fixture()
 def pods(tmp_path, monkeypatch):
+    # install=True: the bootstrap's pip step runs, offline, so trainer/requirements.txt must be met by this venv.
     f = FakeRunPod(machines_root=tmp_path / "pods", install=True).start()
     monkeypatch.setenv("RUNPOD_API_BASE_URL", f.url)
     yield f
@@ -88,7 +89,6 @@ def test_a_remote_job_trains_reports_live_and_the_pod_removes_itself(demo_home, 
     assert ref in pods.terminated and ref not in pods.pods
     wait_for(lambda: not machine.alive, 30, what="the pod's processes to stop")
     assert job.total_cost_usd is not None and job.total_cost_usd >= 0
-    assert "Requirement already satisfied" in log or "pip" not in log  # the offline install check ran
 
 
 def test_console_gone_mid_run_the_job_still_ends_at_its_budget_and_the_pod_is_released(demo_home, pods):
