@@ -140,16 +140,21 @@ class ChannelClient:
                                  stream=stream, **kw)
         except requests.RequestException as exc:
             raise ProviderUnavailable(f"The machine's report channel is not reachable yet ({type(exc).__name__}).")
+        if r.status_code < 400:
+            return r
         if r.status_code == 401:
             raise AuthError("The machine refused the job token; it belongs to another job or console.")
-        if r.status_code == 404 and path.startswith("/v1/artifact"):
-            raise ResourceNotFound("The machine offers no artifact.")
-        if r.status_code >= 500 or r.status_code in (404, 408, 425, 429):
-            # The RunPod proxy answers 502/404 until the port is up; any of these is "try again later".
-            raise ProviderUnavailable(f"The machine's report channel answered HTTP {r.status_code}.")
-        if r.status_code >= 400:
-            raise ProviderError(f"The machine's report channel refused the request: {r.text[:200]}")
-        return r
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "error" in body and r.status_code < 500:
+            # The channel itself answered (not a proxy page): a refusal, not something to retry.
+            if body["error"] == "not_found" and path.startswith("/v1/artifact"):
+                raise ResourceNotFound("The machine offers no artifact.")
+            raise ProviderError(f"The machine refused the request: {body.get('detail') or body['error']}.")
+        # The RunPod proxy answers 502/404 pages until the port is up: try again later.
+        raise ProviderUnavailable(f"The machine's report channel answered HTTP {r.status_code}.")
 
     def state(self) -> dict[str, Any]:
         return self._req("GET", "/v1/state").json()
