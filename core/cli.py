@@ -123,7 +123,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         cfg = load_config_file(args.config)
     svc = _service()
     job = svc.deploy(cfg, provider=args.provider, gpu_type=args.gpu, gpu_count=args.gpu_count,
-                     budget_usd=args.budget, config_id=config_id)
+                     budget_usd=args.budget, config_id=config_id, params=_provider_params(args.param) or None)
     if args.wait:
         last = [None]
 
@@ -139,6 +139,20 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.wait and job.status != "completed":
         return 1
     return 0
+
+
+def _provider_params(pairs: list[str]) -> dict[str, Any]:
+    """``--param key=value`` pairs; values are read as JSON when they parse (numbers, true/false), else text."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param takes KEY=VALUE, not {pair!r}.")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def _job_dict(job) -> dict[str, Any]:
@@ -273,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gpu")
     sp.add_argument("--gpu-count", type=int, default=1, dest="gpu_count")
     sp.add_argument("--budget", type=float, help="USD limit")
+    sp.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a provider setting, e.g. cloud_type=SECURE or region=us-east-1 (repeatable)")
     sp.add_argument("--wait", action="store_true", help="wait until the job ends")
     sp.add_argument("--timeout", type=float, help="seconds to wait at most")
 

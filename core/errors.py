@@ -74,6 +74,20 @@ class QuotaError(ProviderError):
     retryable = True
 
 
+class RateLimited(QuotaError):
+    """The provider asked us to slow down (HTTP 429); ``retry_after`` is its hint in seconds, when given."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider (or the machine's report channel) failed in a way that may pass: 5xx, timeout, no route."""
+
+    retryable = True
+
+
 class LaunchError(ProviderError):
     """The machine could not be started."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,9 @@ class ServiceSettings:
     stale_after_s: float = 180
     cancel_grace_s: float = 30
     poll_interval_s: float = 5.0
+    reap_interval_s: float = 300.0  # how often poll_all looks for labelled machines no live job owns
+    backoff_base_s: float = 5.0  # a provider answering 429/5xx for a job is asked again after this, doubling
+    backoff_max_s: float = 120.0
 
 
 class JobService:
@@ -43,11 +46,17 @@ class JobService:
         self._credentials = credentials or (lambda name: {})
         self._factory = provider_factory or (lambda name: get_provider(name, self._credentials(name)))
         self._providers: dict[str, Provider] = {}
+        self._backoff: dict[str, tuple[int, float]] = {}  # job id -> (failures in a row, monotonic retry time)
+        self._last_reap = time.monotonic()
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
             self._providers[name] = self._factory(name)
         return self._providers[name]
+
+    def reset_provider(self, name: str) -> None:
+        """Forget a provider instance, so the next call builds it with the credentials as they are now."""
+        self._providers.pop(name, None)
 
     # -- create and launch ----------------------------------------------------------------------------------
     def create(self, cfg: TrainingConfig | dict[str, Any], *, provider: str = "local", gpu_type: str | None = None,
@@ -103,6 +112,8 @@ class JobService:
             return self.store.get_job(job_id)  # another poller claimed it
         prov = self.provider(job.provider)
         try:
+            if prov.report_channel != "sqlite":
+                prov.validate_credentials()  # a cheap real call: a refused key fails here, before anything is rented
             req = self._launch_request(job, prov)
             ref = prov.launch(req)
         except ConsoleError as exc:
@@ -112,10 +123,15 @@ class JobService:
             log.exception("launch of %s failed", job_id)
             self._fail(job_id, f"Launch failed: {type(exc).__name__}: {exc}", error_type=type(exc).__name__)
             return self.store.get_job(job_id)
+        extra_fields = {}
+        if ref.extra.get("deadline_epoch"):
+            # The machine stops itself then; the console needs it to settle a job it could not watch.
+            extra_fields["provider_params"] = {**(job.provider_params or {}),
+                                               "_deadline_epoch": ref.extra["deadline_epoch"]}
         self.store.update_job(
             job_id, provider_ref=ref.ref, pod_url=ref.url,
             cost_per_hour=ref.cost_per_hour if ref.cost_per_hour is not None else job.cost_per_hour,
-            gpu_type=ref.gpu_type or job.gpu_type, log_path=ref.extra.get("log_path"),
+            gpu_type=ref.gpu_type or job.gpu_type, log_path=ref.extra.get("log_path"), **extra_fields,
         )
         return self.store.get_job(job_id)
 
@@ -135,9 +151,15 @@ class JobService:
         )
         spec_path = spec.write(jdir / "job.json")
         params = prov.Params.model_validate(job.provider_params) if job.provider_params else None
+        env = {}
+        if prov.report_channel != "sqlite":
+            # A remote machine pushes the artifact to a private Hub repo when the user has a token.
+            token = self._credentials("huggingface").get("token")
+            if token:
+                env["HF_TOKEN"] = token
         return LaunchRequest(
             job_id=job.id, job_dir=str(jdir), spec_path=str(spec_path), bootstrap="", gpu_type=job.gpu_type,
-            gpu_count=job.gpu_count, params=params, env={}, budget_usd=job.budget_limit_usd,
+            gpu_count=job.gpu_count, params=params, env=env, budget_usd=job.budget_limit_usd,
             max_hours=cfg.budget.max_hours, files={"dataset": spec.dataset_path},
         )
 
@@ -147,10 +169,18 @@ class JobService:
         path = getattr(self.store, "path", None)
         if prov.report_channel == "sqlite" and path is not None:
             return SinkSpec(kind="sqlite", path=str(path))
+        if prov.report_channel == "http":
+            return SinkSpec(kind="http")  # the machine serves its rows; the token reaches it through its env
         return SinkSpec(kind="stdout")
 
     # -- the lifecycle loop ---------------------------------------------------------------------------------
     def poll_all(self) -> list[JobRecord]:
+        if time.monotonic() - self._last_reap >= self.settings.reap_interval_s:
+            self._last_reap = time.monotonic()
+            try:
+                self.reap_orphans(sorted({j.provider for j in self.store.list_jobs(limit=200)} - {"local"}))
+            except Exception:  # noqa: BLE001 - the reaper must never stop the lifecycle loop
+                log.exception("orphan reaper round failed")
         out = []
         for job in sorted(self.store.list_jobs(statuses=sorted(L.LIVE)), key=lambda j: j.created_at or utcnow()):
             try:
@@ -175,11 +205,18 @@ class JobService:
             if self._age(job.updated_at) > self.settings.provisioning_timeout_s:
                 self._fail(job_id, "The launch never returned a machine reference.")
             return self.store.get_job(job_id)
+        failures, retry_at = self._backoff.get(job_id, (0, 0.0))
+        if time.monotonic() < retry_at:
+            return job  # the provider asked us to slow down (429) or is failing (5xx): wait out the backoff
         try:
             st = prov.status(job.provider_ref)
         except ProviderError as exc:
             log.warning("status of %s: %s", job_id, exc)
-            return job  # transient: try again next round
+            if exc.retryable:
+                delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** failures)
+                self._backoff[job_id] = (failures + 1, time.monotonic() + delay)
+            return job  # transient: try again later
+        self._backoff.pop(job_id, None)
         self._ingest_remote(job, prov)
         job = self.store.get_job(job_id)
         if job.is_terminal:
@@ -212,6 +249,11 @@ class JobService:
                 job.id, L.BUDGET_STOPPED, total_cost_usd=round(cost, 6),
                 reason=f"The console stopped the machine at ${cost:.2f}, the ${job.budget_limit_usd:.2f} budget.")
             return self.store.get_job(job.id)
+        if job.cancel_requested and job.provider_ref:
+            try:
+                prov.request_stop(job.provider_ref)  # remote trainers learn of the cancel through their channel
+            except ProviderError as exc:
+                log.warning("asking %s to stop: %s", job.id, exc)
         if job.cancel_requested and self._age(job.cancel_requested_at) > self.settings.cancel_grace_s:
             self._terminate(job, prov)
             self.store.transition_job(job.id, L.CANCELLED,
@@ -230,9 +272,15 @@ class JobService:
         job = self.store.get_job(job.id)
         if job.status == L.COMPLETING:
             return self.finish(job.id)
+        deadline = (job.provider_params or {}).get("_deadline_epoch")
         if not job.is_terminal:
             if job.cancel_requested:
                 self.store.transition_job(job.id, L.CANCELLED, reason="Cancelled by the user.")
+            elif deadline and time.time() >= float(deadline):
+                # The machine stopped itself at its budget deadline while nobody collected its last rows.
+                self.store.transition_job(job.id, L.BUDGET_STOPPED, reason=(
+                    "The machine stopped itself at its budget deadline; rows it wrote after the console's last "
+                    "visit were not collected."))
             else:
                 msg = st.message or "The trainer stopped without reporting a result."
                 self._fail(job.id, msg, error_type="process_exit")
@@ -286,17 +334,19 @@ class JobService:
     # -- orphans --------------------------------------------------------------------------------------------
     def reap_orphans(self, provider_names: list[str]) -> list[str]:
         """Terminate labelled resources that no live job owns; returns what was released."""
-        live_refs = {j.provider_ref for j in self.store.list_jobs(statuses=sorted(L.LIVE)) if j.provider_ref}
+        live = self.store.list_jobs(statuses=sorted(L.LIVE))
+        live_refs = {j.provider_ref for j in live if j.provider_ref}
+        live_ids = {j.id for j in live}  # a job still launching has no ref yet, but its machine is not an orphan
         released = []
         for name in provider_names:
-            prov = self.provider(name)
             try:
-                owned = prov.list_owned()
-            except ProviderError as exc:
+                prov = self.provider(name)
+                owned = prov.list_owned_jobs()
+            except ConsoleError as exc:
                 log.warning("listing %s resources: %s", name, exc)
                 continue
-            for ref in owned:
-                if ref not in live_refs:
+            for ref, job_id in owned.items():
+                if ref not in live_refs and job_id not in live_ids:
                     try:
                         prov.cancel(ref)
                         released.append(f"{name}:{ref}")
@@ -318,7 +368,10 @@ class JobService:
             c = None
         if c is None and job.cost_per_hour and job.started_at:
             end = job.completed_at or utcnow()
-            c = (end - job.started_at).total_seconds() / 3600 * job.cost_per_hour
+            deadline = (job.provider_params or {}).get("_deadline_epoch")
+            if deadline:
+                end = min(end, datetime.fromtimestamp(float(deadline), timezone.utc))
+            c = max(0.0, (end - job.started_at).total_seconds()) / 3600 * job.cost_per_hour
         return c
 
     def _terminate(self, job: JobRecord, prov: Provider) -> None:
@@ -368,8 +421,10 @@ class JobService:
             return
         if entries:
             apply_entries(self.store, job.id, entries)
-            params = {**(job.provider_params or {}), "_ingested_seq": max(e.get("seq", 0) for e in entries)}
-            self.store.update_job(job.id, provider_params=params)
+            top = max([after] + [int(e.get("seq") or 0) for e in entries])
+            if top > after:
+                fresh = self.store.get_job(job.id).provider_params or {}
+                self.store.update_job(job.id, provider_params={**fresh, "_ingested_seq": top})
 
     @staticmethod
     def _age(ts: Any) -> float:

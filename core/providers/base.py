@@ -3,16 +3,35 @@ the same way. Providers are registered in one dict; SDKs are imported inside the
 
 from __future__ import annotations
 
+import random
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from core.errors import UnknownProviderError
+from core.errors import (
+    AuthError, NoCapacityError, ProviderError, ProviderUnavailable, QuotaError, RateLimited, ResourceNotFound,
+    UnknownProviderError,
+)
 
 # Label every resource the console creates carries, so the orphan reaper can find them.
 CONSOLE_LABEL = "finetune-console"
+
+# The features the deploy screen shows per provider (capabilities maps each to None or the reason it is missing).
+CAPABILITY_LABELS: dict[str, str] = {
+    "gpu": "GPU machines",
+    "multi_gpu": "Several GPUs on one machine",
+    "multi_node": "Several machines",
+    "spot": "Spot / interruptible price",
+    "budget_enforced_by_provider": "Budget enforced on the machine (even with the console closed)",
+    "live_metrics": "Live metrics in the embedded mode",
+    "self_release": "The machine releases itself when done",
+    "artifact_download": "Model downloaded without a Hugging Face token",
+}
+
+T = TypeVar("T")
 
 
 class ProviderParams(BaseModel):
@@ -118,6 +137,14 @@ class Provider(ABC):
     def list_owned(self) -> list[str]:
         """Refs of live resources that carry the console's label (for the orphan reaper)."""
 
+    def credential(self, field: str, *, hint: str) -> str:
+        """A credential this provider cannot work without; AuthError saying where to set it when it is missing."""
+        value = self.credentials.get(field)
+        if not value:
+            label = {"api_key": "API key"}.get(field, field.replace("_", " "))
+            raise AuthError(f"No {self.display_name} {label} is set.", hint=hint)
+        return value
+
     def capacity(self) -> int | None:
         """How many jobs may run at once (None: no limit the console enforces)."""
         return None
@@ -125,6 +152,62 @@ class Provider(ABC):
     def pull_entries(self, ref: str, after_seq: int) -> list[dict[str, Any]]:
         """Reporting rows the trainer left where only the console can fetch them (log lines, an endpoint)."""
         return []
+
+    def request_stop(self, ref: str) -> None:
+        """Ask the trainer to save a checkpoint and stop (the user cancelled); the poller kills it after a grace."""
+
+    def list_owned_jobs(self) -> dict[str, str | None]:
+        """Like ``list_owned``, with the job id each resource was launched for when its label says so."""
+        return {ref: None for ref in self.list_owned()}
+
+
+# -- helpers shared by the cloud providers ------------------------------------------------------------------------
+
+def map_state(raw: str | None, table: dict[str, str], default: str = "unknown") -> str:
+    """A provider's own status word mapped to ProviderStatus.state (case-insensitive)."""
+    return table.get((raw or "").strip().upper(), default)
+
+
+def map_http_error(provider: str, status: int, message: str, *, code: str | None = None,
+                   retry_after: float | None = None) -> ProviderError:
+    """One HTTP failure as the console's error, with what to do about it in the message."""
+    detail = f"{provider}: {message}".rstrip(". ") + "."
+    if status == 401:
+        return AuthError(f"{provider} refused the API key ({message}).",
+                         hint="Check the key on the Deploy page or in .streamlit/secrets.toml.")
+    if status == 403:
+        return AuthError(f"{provider} refused the request: {message}.",
+                         hint="The account may be inactive or the key may lack a permission.")
+    if status == 404:
+        return ResourceNotFound(detail)
+    if status == 429:
+        return RateLimited(f"{provider} is rate limiting the console; it will retry.", retry_after=retry_after)
+    if status >= 500:
+        return ProviderUnavailable(f"{provider} had a server error (HTTP {status}); it will retry.")
+    if code and "capacity" in code:
+        return NoCapacityError(detail, hint="Try another GPU type or region, or try again later.")
+    if code and "quota" in code:
+        return QuotaError(detail)
+    return ProviderError(detail)
+
+
+def call_with_retries(fn: Callable[[], T], *, attempts: int = 4, base_s: float = 0.5, max_s: float = 10.0,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """Retry a provider call on retryable errors (429, 5xx, no route) with jittered exponential backoff.
+
+    Only for idempotent calls: a launch that timed out may have launched.
+    """
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except ProviderError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+            delay = min(max_s, base_s * 2 ** attempt) * (0.5 + random.random() / 2)
+            if isinstance(exc, RateLimited) and exc.retry_after:
+                delay = min(max_s, max(delay, exc.retry_after))
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 _REGISTRY: dict[str, type[Provider]] = {}
