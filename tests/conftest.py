@@ -15,6 +15,9 @@ if str(ROOT) not in sys.path:
 
 ARTIFACTS = ROOT / "test-artifacts"
 
+# pg_server / pg_db: a real PostgreSQL server with the Supabase migrations applied (team-mode tests).
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture(scope="session")
 def demo_assets(tmp_path_factory) -> Path:
