@@ -22,7 +22,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,11 +187,14 @@ def pg_db(pg_server):
         pg_server.drop_database(name)
 
 
-def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05) -> bool:
-    """Poll until ``predicate()`` is true (for servers started in threads); False when it never was."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return False
+@pytest.fixture()
+def local_supabase(pg_server, pg_db):
+    """A loopback Supabase project (auth + REST, see tests/fakes/supabase_local.py) on this test's database."""
+    from tests.fakes.supabase_local import start_local_supabase
+
+    authenticator = pg_db.replace(f"{pg_server.superuser}@", "authenticator@", 1)
+    project = start_local_supabase(pg_db, authenticator)
+    try:
+        yield project
+    finally:
+        project.stop()

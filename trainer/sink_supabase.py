@@ -1,0 +1,126 @@
+"""Team mode's reporting sink: rows go to Supabase over HTTPS through the ``security definer`` ingest functions
+(supabase/migrations/20261129000000_team_mode.sql), called with the `supabase` client.
+
+The machine holds the project's public (anon) key and a per-job token, never the service key nor a user's
+session. Both travel in the job spec's sink ``token`` as ``<job token>:<anon key>`` (see ``pack_credential``);
+the anon key may also come from ``$SUPABASE_ANON_KEY``. What the token allows is decided by the database: rows of
+this job only, until the token is revoked or the job ends. A refused token is final: the sink says so
+(``refused``), reports a cancel so training stops at the next step, and the reporter stops waiting on it; the
+rows stay in the local spool.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from trainer.report import SinkUnavailable
+
+REFUSED_CODES = ("28",)  # invalid authorization specification: unknown, revoked or ended token
+REJECTED_CODES = ("22", "23", "42", "PGRST1", "PGRST2")  # bad rows or a missing function: retrying cannot help
+
+
+class TokenRefused(SinkUnavailable):
+    """The database refused the job token (revoked, unknown, or the job has ended)."""
+
+
+class RowsRejected(Exception):
+    """The database refused the rows themselves (a bug in what we send); kept in the spool."""
+
+
+def pack_credential(job_token: str, anon_key: str) -> str:
+    return f"{job_token}:{anon_key}"
+
+
+def unpack_credential(credential: str) -> tuple[str, str]:
+    token, sep, anon = credential.partition(":")
+    anon = anon if sep else os.environ.get("SUPABASE_ANON_KEY", "")
+    if not token or not anon:
+        raise ValueError("the supabase sink needs the job token and the project's anon key "
+                         "(token '<job token>:<anon key>' or $SUPABASE_ANON_KEY)")
+    return token, anon
+
+
+class SupabaseSink:
+    def __init__(self, job_id: str, url: str, job_token: str, anon_key: str, *, timeout_s: float = 20.0) -> None:
+        from supabase import ClientOptions, create_client
+
+        self.job_id = job_id
+        self._token = job_token
+        self.client = create_client(url, anon_key, options=ClientOptions(
+            auto_refresh_token=False, persist_session=False, postgrest_client_timeout=timeout_s))
+        self.refused: str | None = None  # the database's reason, once it refused the token
+
+    # -- the Sink protocol ---------------------------------------------------------------------------------
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        metrics: list[dict[str, Any]] = []
+        preds: list[dict[str, Any]] = []
+
+        def flush_rows() -> None:
+            if metrics:
+                self._rpc("ingest_metrics", p_rows=metrics)
+                metrics.clear()
+            if preds:
+                self._rpc("ingest_predictions", p_rows=preds)
+                preds.clear()
+
+        for e in entries:
+            kind, payload = e["kind"], e.get("payload") or {}
+            if kind == "metrics":
+                metrics.extend(payload["rows"])
+            elif kind == "predictions":
+                preds.extend(payload["rows"])
+            else:
+                flush_rows()  # keep the order between rows and state changes, as apply_entries does
+                if kind == "status":
+                    self._rpc("ingest_status", p_status=payload["status"], p_fields=payload.get("fields") or {})
+                elif kind in ("job", "heartbeat"):
+                    self._rpc("ingest_heartbeat", p_fields=payload)
+                elif kind == "error":
+                    self._rpc("ingest_error", p_error_type=payload["error_type"], p_message=payload["message"],
+                              p_traceback=payload.get("traceback"), p_hint=payload.get("hint"))
+        flush_rows()
+
+    def heartbeat(self, fields: dict[str, Any]) -> None:
+        self._rpc("ingest_heartbeat", p_fields=fields)
+
+    def cancel_requested(self) -> bool | None:
+        if self.refused:
+            return True  # nothing more will be accepted: stop training, keep the checkpoint and the spool
+        try:
+            return bool(self._rpc("ingest_heartbeat", p_fields={}))
+        except TokenRefused:
+            return True
+        except Exception:  # noqa: BLE001 - unknown this time; ask again later
+            return None
+
+    def close(self) -> None:
+        self.client.postgrest.aclose()
+
+    # -- transport -----------------------------------------------------------------------------------------
+    def _rpc(self, fn: str, **params: Any) -> Any:
+        import httpx
+        from postgrest import APIError
+
+        if self.refused:
+            raise TokenRefused(self.refused)
+        try:
+            return self.client.rpc(fn, {"p_token": self._token, **params}).execute().data
+        except APIError as exc:
+            code = str(exc.code or "")
+            if code.startswith(REFUSED_CODES):
+                self.refused = exc.message or "job token refused"
+                raise TokenRefused(self.refused) from None
+            if code.startswith(REJECTED_CODES):
+                raise RowsRejected(f"{fn}: {code} {exc.message}") from None
+            raise SinkUnavailable(f"{fn}: {code} {exc.message}") from None
+        except httpx.HTTPError as exc:
+            raise SinkUnavailable(f"{fn}: {type(exc).__name__}: {exc}") from None
+
+
+def make_supabase_sink(job_id: str, url: str | None = None, token: str | None = None) -> SupabaseSink:
+    url = url or os.environ.get("SUPABASE_URL")
+    if not url:
+        raise ValueError("the supabase sink needs the project URL (sink url or $SUPABASE_URL)")
+    job_token, anon_key = unpack_credential(token or os.environ.get("FTC_JOB_TOKEN", ""))
+    return SupabaseSink(job_id, url, job_token, anon_key)
