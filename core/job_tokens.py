@@ -23,6 +23,16 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def pack_credential(job_token: str, anon_key: str) -> str:
+    """What the sink spec carries to the machine: the job token and the project's public anon key."""
+    return f"{job_token}:{anon_key}"
+
+
+def unpack_credential(credential: str, default_anon_key: str = "") -> tuple[str, str]:
+    token, sep, anon = credential.partition(":")
+    return token, (anon if sep else default_anon_key)
+
+
 def issue_job_token(store: Any, job_id: str) -> str:
     """A fresh token for ``job_id``, written as the store's user (row-level security: they must see the job)."""
     token = new_token()

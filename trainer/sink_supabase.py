@@ -2,7 +2,7 @@
 (supabase/migrations/20261129000000_team_mode.sql), called with the `supabase` client.
 
 The machine holds the project's public (anon) key and a per-job token, never the service key nor a user's
-session. Both travel in the job spec's sink ``token`` as ``<job token>:<anon key>`` (see ``pack_credential``);
+session. Both travel in the job spec's sink ``token`` as ``<job token>:<anon key>`` (core.job_tokens);
 the anon key may also come from ``$SUPABASE_ANON_KEY``. What the token allows is decided by the database: rows of
 this job only, until the token is revoked or the job ends. A refused token is final: the sink says so
 (``refused``), reports a cancel so training stops at the next step, and the reporter stops waiting on it; the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from core.job_tokens import unpack_credential
 from trainer.report import SinkUnavailable
 
 REFUSED_CODES = ("28",)  # invalid authorization specification: unknown, revoked or ended token
@@ -28,13 +29,8 @@ class RowsRejected(Exception):
     """The database refused the rows themselves (a bug in what we send); kept in the spool."""
 
 
-def pack_credential(job_token: str, anon_key: str) -> str:
-    return f"{job_token}:{anon_key}"
-
-
-def unpack_credential(credential: str) -> tuple[str, str]:
-    token, sep, anon = credential.partition(":")
-    anon = anon if sep else os.environ.get("SUPABASE_ANON_KEY", "")
+def _credential(credential: str) -> tuple[str, str]:
+    token, anon = unpack_credential(credential, os.environ.get("SUPABASE_ANON_KEY", ""))
     if not token or not anon:
         raise ValueError("the supabase sink needs the job token and the project's anon key "
                          "(token '<job token>:<anon key>' or $SUPABASE_ANON_KEY)")
@@ -122,5 +118,5 @@ def make_supabase_sink(job_id: str, url: str | None = None, token: str | None = 
     url = url or os.environ.get("SUPABASE_URL")
     if not url:
         raise ValueError("the supabase sink needs the project URL (sink url or $SUPABASE_URL)")
-    job_token, anon_key = unpack_credential(token or os.environ.get("FTC_JOB_TOKEN", ""))
+    job_token, anon_key = _credential(token or os.environ.get("FTC_JOB_TOKEN", ""))
     return SupabaseSink(job_id, url, job_token, anon_key)

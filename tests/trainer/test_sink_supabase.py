@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from postgrest import APIError
 
-from core.job_tokens import issue_job_token, revoke_job_tokens
+from core.job_tokens import issue_job_token, pack_credential, revoke_job_tokens
 from core.store.postgres import PostgresStore
 from core.store.records import JobRecord
 from tests.support.team_db import make_team, make_user
 from trainer.report import Reporter, make_sink, read_spool
-from trainer.sink_supabase import TokenRefused, pack_credential
+from trainer.sink_supabase import TokenRefused
 
 pytestmark = pytest.mark.postgres
 
