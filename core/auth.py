@@ -88,7 +88,7 @@ class SupabaseAuth:
     def _call(self, fn: Any) -> Any:
         """Run ``fn(client)`` on a fresh client; Supabase Auth errors become a SignInError a page can show."""
         from supabase import SupabaseException
-        from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
+        from supabase_auth.errors import AuthError, AuthRetryableError
 
         try:
             client = self._client()
@@ -98,10 +98,8 @@ class SupabaseAuth:
             return fn(client)
         except AuthRetryableError as exc:
             raise SignInError(f"Supabase Auth cannot be reached right now ({exc.message}); try again.") from None
-        except AuthApiError as exc:
-            raise SignInError(MESSAGES.get(str(exc.code), exc.message)) from None
         except AuthError as exc:
-            raise SignInError(exc.message) from None
+            raise SignInError(MESSAGES.get(str(exc.code), exc.message)) from None
         finally:
             client.auth.close()
 

@@ -152,6 +152,15 @@ class PostgresStore(SQLStore):
             return "team_id IS NULL AND user_id = %s", [self.identity.user_id]
         return "", []
 
+    def add_dataset(self, rec: Any) -> Any:
+        got = super().add_dataset(rec)
+        workspace = self.team_id or (self.identity.user_id if self.identity else None)
+        if got is rec and workspace and self.find_dataset_by_hash(rec.content_hash) is None:
+            # Dataset ids derive from the content hash, and another workspace holds the same file under this
+            # id (invisible to us): the same file in two workspaces is two rows, so this one gets its own id.
+            return super().add_dataset(rec.model_copy(update={"id": f"{rec.id}_{workspace.replace('-', '')[:12]}"}))
+        return got
+
     def _owner(self) -> dict[str, Any]:
         return {"user_id": self.identity.user_id if self.identity else None, "team_id": self.team_id}
 

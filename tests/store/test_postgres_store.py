@@ -68,9 +68,12 @@ def test_same_file_uploaded_by_two_users_without_a_team(pg_db):
     base = PostgresStore(pg_db)
     a, b = (base.as_user(make_user(pg_db, e)) for e in ("a@example.com", "b@example.com"))
     try:
-        a.add_dataset(DatasetRecord(id="ds_a", name="x.jsonl", content_hash="same", path="/a"))
-        got = b.add_dataset(DatasetRecord(id="ds_b", name="x.jsonl", content_hash="same", path="/b"))
-        assert got.id == "ds_b" and [d.id for d in a.list_datasets()] == ["ds_a"]
+        # Ids derive from the content hash, so both uploads ask for the same id.
+        a.add_dataset(DatasetRecord(id="ds_same", name="x.jsonl", content_hash="same", path="/a"))
+        got = b.add_dataset(DatasetRecord(id="ds_same", name="x.jsonl", content_hash="same", path="/b"))
+        assert got.content_hash == "same" and got.id != a.list_datasets()[0].id
+        assert [d.path for d in a.list_datasets()] == ["/a"] and [d.path for d in b.list_datasets()] == ["/b"]
+        assert b.get_dataset(got.id).path == "/b"
     finally:
         base.close()
 
