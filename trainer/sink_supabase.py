@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from core.job_tokens import unpack_credential
-from trainer.report import SinkUnavailable
+from trainer.report import SinkUnavailable, apply_entries
 
 REFUSED_CODES = ("28",)  # invalid authorization specification: unknown, revoked or ended token
 REJECTED_CODES = ("22", "23", "42", "PGRST1", "PGRST2")  # bad rows or a missing function: retrying cannot help
@@ -49,33 +49,7 @@ class SupabaseSink:
 
     # -- the Sink protocol ---------------------------------------------------------------------------------
     def write(self, entries: list[dict[str, Any]]) -> None:
-        metrics: list[dict[str, Any]] = []
-        preds: list[dict[str, Any]] = []
-
-        def flush_rows() -> None:
-            if metrics:
-                self._rpc("ingest_metrics", p_rows=metrics)
-                metrics.clear()
-            if preds:
-                self._rpc("ingest_predictions", p_rows=preds)
-                preds.clear()
-
-        for e in entries:
-            kind, payload = e["kind"], e.get("payload") or {}
-            if kind == "metrics":
-                metrics.extend(payload["rows"])
-            elif kind == "predictions":
-                preds.extend(payload["rows"])
-            else:
-                flush_rows()  # keep the order between rows and state changes, as apply_entries does
-                if kind == "status":
-                    self._rpc("ingest_status", p_status=payload["status"], p_fields=payload.get("fields") or {})
-                elif kind in ("job", "heartbeat"):
-                    self._rpc("ingest_heartbeat", p_fields=payload)
-                elif kind == "error":
-                    self._rpc("ingest_error", p_error_type=payload["error_type"], p_message=payload["message"],
-                              p_traceback=payload.get("traceback"), p_hint=payload.get("hint"))
-        flush_rows()
+        apply_entries(_IngestCalls(self._rpc), self.job_id, entries)
 
     def heartbeat(self, fields: dict[str, Any]) -> None:
         self._rpc("ingest_heartbeat", p_fields=fields)
@@ -112,6 +86,33 @@ class SupabaseSink:
             raise SinkUnavailable(f"{fn}: {code} {exc.message}") from None
         except httpx.HTTPError as exc:
             raise SinkUnavailable(f"{fn}: {type(exc).__name__}: {exc}") from None
+
+
+class _IngestCalls:
+    """The part of the Store that ``apply_entries`` writes through, mapped onto the ingest functions (the job
+    comes from the token, so ``job_id`` is not sent)."""
+
+    def __init__(self, rpc: Any) -> None:
+        self.rpc = rpc
+
+    def upsert_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> int:
+        return self.rpc("ingest_metrics", p_rows=rows)
+
+    def upsert_predictions(self, job_id: str, rows: list[dict[str, Any]]) -> int:
+        return self.rpc("ingest_predictions", p_rows=rows)
+
+    def transition_job(self, job_id: str, to: str, **fields: Any) -> bool:
+        return self.rpc("ingest_status", p_status=to, p_fields=fields)
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        self.rpc("ingest_heartbeat", p_fields=fields)
+
+    def get_errors(self, job_id: str) -> list[Any]:
+        return []  # ingest_error itself skips an error already recorded (a replay)
+
+    def add_error(self, job_id: str, error_type: str, message: str, traceback: str | None = None,
+                  hint: str | None = None) -> None:
+        self.rpc("ingest_error", p_error_type=error_type, p_message=message, p_traceback=traceback, p_hint=hint)
 
 
 def make_supabase_sink(job_id: str, url: str | None = None, token: str | None = None) -> SupabaseSink:

@@ -198,27 +198,29 @@ alter table public.provider_credentials enable row level security;
 do $$
 declare
     t text;
+    op text;
     mine   constant text := '(team_id is null and user_id = (select auth.uid()))';
     team   constant text := 'team_id in (select private.my_team_ids())';
     job    constant text := 'job_id in (select private.visible_job_ids())';
 begin
+    -- Replace the init migration's owner-only policies (and ours, when re-run).
+    foreach t in array array['training_configs', 'datasets', 'training_jobs', 'llm_models', 'training_metrics',
+                             'training_predictions', 'training_errors', 'job_tokens'] loop
+        foreach op in array array['select', 'insert', 'update', 'delete'] loop
+            execute format('drop policy if exists %I on public.%I', t || '_' || op || '_own', t);
+            execute format('drop policy if exists %I on public.%I', t || '_' || op, t);
+        end loop;
+    end loop;
+
     -- Shared tables that carry user_id and team_id: personal rows for their owner, team rows for the team.
     -- Deleting a team row is for its author or a team admin.
     foreach t in array array['training_configs', 'datasets', 'training_jobs', 'llm_models'] loop
-        execute format('drop policy if exists "%1$s_select_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_insert_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_update_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_delete_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_select" on public.%1$I', t);
         execute format('create policy "%1$s_select" on public.%1$I for select to authenticated'
                        ' using (%2$s or %3$s)', t, mine, team);
-        execute format('drop policy if exists "%1$s_insert" on public.%1$I', t);
         execute format('create policy "%1$s_insert" on public.%1$I for insert to authenticated'
                        ' with check (user_id = (select auth.uid()) and (team_id is null or %2$s))', t, team);
-        execute format('drop policy if exists "%1$s_update" on public.%1$I', t);
         execute format('create policy "%1$s_update" on public.%1$I for update to authenticated'
                        ' using (%2$s or %3$s) with check (%2$s or %3$s)', t, mine, team);
-        execute format('drop policy if exists "%1$s_delete" on public.%1$I', t);
         execute format('create policy "%1$s_delete" on public.%1$I for delete to authenticated'
                        ' using (%2$s or (%3$s and (user_id = (select auth.uid()) or'
                        ' team_id in (select private.my_managed_team_ids()))))', t, mine, team);
@@ -226,19 +228,11 @@ begin
 
     -- Rows owned through their job: whoever may see the job may read and write its rows.
     foreach t in array array['training_metrics', 'training_predictions', 'training_errors', 'job_tokens'] loop
-        execute format('drop policy if exists "%1$s_select_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_insert_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_update_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_delete_own" on public.%1$I', t);
-        execute format('drop policy if exists "%1$s_select" on public.%1$I', t);
         execute format('create policy "%1$s_select" on public.%1$I for select to authenticated using (%2$s)', t, job);
-        execute format('drop policy if exists "%1$s_insert" on public.%1$I', t);
         execute format('create policy "%1$s_insert" on public.%1$I for insert to authenticated with check (%2$s)',
                        t, job);
-        execute format('drop policy if exists "%1$s_update" on public.%1$I', t);
         execute format('create policy "%1$s_update" on public.%1$I for update to authenticated'
                        ' using (%2$s) with check (%2$s)', t, job);
-        execute format('drop policy if exists "%1$s_delete" on public.%1$I', t);
         execute format('create policy "%1$s_delete" on public.%1$I for delete to authenticated using (%2$s)', t, job);
     end loop;
 end
