@@ -7,6 +7,7 @@ import streamlit as st
 st.set_page_config(page_title="FineTune Console", page_icon=":material/model_training:", layout="wide")
 
 from pages._shared import ensure_poller, store  # noqa: E402 - set_page_config must come first
+from pages._team import team_pages, team_sidebar  # noqa: E402
 
 PAGES = {
     "Build": [
@@ -27,6 +28,8 @@ def sidebar() -> None:
 
     with st.sidebar:
         st.caption("FineTune Console")
+        if not team_sidebar():  # team mode waits for a sign-in
+            return
         s = store()
         engine = type(s).__name__.removesuffix("Store")
         st.caption(f"Store: {engine} · `{console_home()}`")
@@ -34,6 +37,6 @@ def sidebar() -> None:
         st.caption("Job poller: running" if poller.alive else "Job poller: stopped")
 
 
-nav = st.navigation(PAGES)
+nav = st.navigation(team_pages(PAGES))
 sidebar()
 nav.run()

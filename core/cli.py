@@ -29,10 +29,9 @@ def _store():
 
 
 def _service():
-    from core.credentials import credentials_for
-    from core.jobs import JobService
+    from core.team_jobs import job_service_for
 
-    return JobService(_store(), credentials=credentials_for)
+    return job_service_for(_store())
 
 
 # -- commands -----------------------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class StoreError(ConsoleError):
     """The store could not be read or written."""
 
 
+class SignInError(ConsoleError):
+    """Team mode: signing in, signing up or keeping the session failed."""
+
+
 class ProviderError(ConsoleError):
     """A provider call failed; subclasses say why."""
 

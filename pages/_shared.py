@@ -30,18 +30,18 @@ STATUS_BADGE = {
 
 def store() -> Any:
     from core.store import open_store
+    from pages._team import session_store
 
-    return open_store()
+    return session_store() or open_store()  # team mode: the signed-in user's view, under row-level security
 
 
 def service() -> Any:
-    from core.credentials import credentials_for
-    from core.jobs import JobService
+    from core.team_jobs import job_service_for
 
     key = "_job_service"
     svc = st.session_state.get(key)
     if svc is None or svc.store is not store():
-        svc = JobService(store(), credentials=credentials_for)
+        svc = job_service_for(store())
         st.session_state[key] = svc
     return svc
 
@@ -49,15 +49,17 @@ def service() -> Any:
 @st.cache_resource(show_spinner=False)
 def _poller_singleton(store_id: int) -> Any:
     """One lifecycle loop per console process, whatever the number of browser sessions."""
-    from core.credentials import credentials_for
-    from core.jobs import JobService
     from core.poller import Poller
+    from core.store import open_store
+    from core.team_jobs import job_service_for
 
-    return Poller(JobService(store(), credentials=credentials_for), interval_s=2.0).start()
+    return Poller(job_service_for(open_store()), interval_s=2.0).start()
 
 
 def ensure_poller() -> Any:
-    return _poller_singleton(id(store()))
+    from core.store import open_store
+
+    return _poller_singleton(id(open_store()))
 
 
 @contextmanager

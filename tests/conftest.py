@@ -19,6 +19,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 # torch's spinning OpenMP threads would otherwise collapse under oversubscription.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# pg_server / pg_db: a real PostgreSQL server with the Supabase migrations applied (team-mode tests).
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture(scope="session")
 def demo_assets(tmp_path_factory) -> Path:

@@ -259,6 +259,8 @@ class Reporter:
         with self._cv:
             self._cv.notify_all()
             while self._pending:
+                if getattr(self.sink, "refused", None):  # the sink will never take these: they stay spooled
+                    return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False

@@ -43,8 +43,6 @@ class SQLStore:
     """Shared implementation; subclasses provide ``_transaction`` and the value hooks."""
 
     placeholder = "?"
-    # Extra WHERE clause (with placeholders) and its parameters, added to every read of a scoped table.
-    # The embedded store has one user and no scope; team mode relies on row-level security instead.
 
     # -- engine hooks ----------------------------------------------------------------------------------
     @contextmanager
@@ -63,6 +61,20 @@ class SQLStore:
 
     def _is_unique_violation(self, exc: Exception) -> bool:
         return "UNIQUE" in str(exc) or "duplicate key" in str(exc)
+
+    def _scope(self) -> tuple[str, list[Any]]:
+        """Condition (with placeholders) narrowing lists and name lookups of owned tables (configs, datasets,
+        jobs, models) to the current workspace. The embedded store has one workspace; in team mode row-level
+        security decides what may be seen, and this picks the selected team among those."""
+        return "", []
+
+    def _and_scope(self) -> tuple[str, list[Any]]:
+        cond, params = self._scope()
+        return (f" AND ({cond})", params) if cond else ("", [])
+
+    def _where_scope(self) -> tuple[str, list[Any]]:
+        cond, params = self._scope()
+        return (f" WHERE ({cond})", params) if cond else ("", [])
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -116,7 +128,8 @@ class SQLStore:
         method = (config.get("training") or {}).get("method")
         model_name = (config.get("model") or {}).get("name")
         with self._transaction(write=True) as cur:
-            cur.execute(self._sql("SELECT id FROM training_configs WHERE name = ?"), (name,))
+            scope, scope_params = self._and_scope()
+            cur.execute(self._sql(f"SELECT id FROM training_configs WHERE name = ?{scope}"), (name, *scope_params))
             existing = cur.fetchone()
             target = config_id or (existing[0] if existing else None)
             cid = target or new_id("cfg")
@@ -138,11 +151,15 @@ class SQLStore:
         return self.get_config(cid)
 
     def get_config(self, id_or_name: str) -> ConfigRecord:
-        rows = self._exec("SELECT * FROM training_configs WHERE id = ? OR name = ?", (id_or_name, id_or_name))
+        scope, params = self._and_scope()
+        rows = self._exec(f"SELECT * FROM training_configs WHERE id = ? OR (name = ?{scope})",
+                          (id_or_name, id_or_name, *params))
         return ConfigRecord(**self._one(rows, "saved config", id_or_name))
 
     def list_configs(self) -> list[ConfigRecord]:
-        return [ConfigRecord(**r) for r in self._exec("SELECT * FROM training_configs ORDER BY updated_at DESC")]
+        scope, params = self._where_scope()
+        rows = self._exec(f"SELECT * FROM training_configs{scope} ORDER BY updated_at DESC", params)
+        return [ConfigRecord(**r) for r in rows]
 
     def delete_config(self, config_id: str) -> None:
         self._exec("DELETE FROM training_configs WHERE id = ?", (config_id,), write=True)
@@ -168,11 +185,14 @@ class SQLStore:
         return DatasetRecord(**self._one(rows, "dataset", dataset_id))
 
     def find_dataset_by_hash(self, content_hash: str) -> DatasetRecord | None:
-        rows = self._exec("SELECT * FROM datasets WHERE content_hash = ?", (content_hash,))
+        scope, params = self._and_scope()
+        rows = self._exec(f"SELECT * FROM datasets WHERE content_hash = ?{scope}", (content_hash, *params))
         return DatasetRecord(**rows[0]) if rows else None
 
     def list_datasets(self) -> list[DatasetRecord]:
-        return [DatasetRecord(**r) for r in self._exec("SELECT * FROM datasets ORDER BY created_at DESC")]
+        scope, params = self._where_scope()
+        return [DatasetRecord(**r) for r in self._exec(f"SELECT * FROM datasets{scope} ORDER BY created_at DESC",
+                                                       params)]
 
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(self, job: JobRecord) -> JobRecord:
@@ -190,10 +210,11 @@ class SQLStore:
         return JobRecord(**self._one(rows, "job", job_id))
 
     def list_jobs(self, statuses: Iterable[str] | None = None, limit: int | None = None) -> list[JobRecord]:
-        sql, params = "SELECT * FROM training_jobs", []
+        scope, params = self._where_scope()
+        sql = f"SELECT * FROM training_jobs{scope}"
         statuses = list(statuses or [])
         if statuses:
-            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            sql += f"{' AND' if scope else ' WHERE'} status IN ({', '.join('?' * len(statuses))})"
             params += statuses
         sql += " ORDER BY created_at DESC"
         if limit:
@@ -349,11 +370,14 @@ class SQLStore:
         return self.get_model(rec.id)
 
     def get_model(self, model_id: str) -> ModelRecord:
-        rows = self._exec("SELECT * FROM llm_models WHERE id = ? OR name = ?", (model_id, model_id))
+        scope, params = self._and_scope()
+        rows = self._exec(f"SELECT * FROM llm_models WHERE id = ? OR (name = ?{scope})", (model_id, model_id, *params))
         return ModelRecord(**self._one(rows, "model", model_id))
 
     def list_models(self) -> list[ModelRecord]:
-        return [ModelRecord(**r) for r in self._exec("SELECT * FROM llm_models ORDER BY created_at DESC")]
+        scope, params = self._where_scope()
+        return [ModelRecord(**r) for r in self._exec(f"SELECT * FROM llm_models{scope} ORDER BY created_at DESC",
+                                                     params)]
 
     def find_model_by_job(self, job_id: str) -> ModelRecord | None:
         rows = self._exec("SELECT * FROM llm_models WHERE source_job_id = ?", (job_id,))
