@@ -21,6 +21,7 @@ from core.config import TrainingConfig
 from core.estimate import estimate_for_config, fit_verdict, memory_estimate, price_difference
 from core import gpus as G
 from core.model_arch import load_arch
+from tests.support.chat_rows import write_chat_jsonl
 
 CONFIGS = Path(__file__).parent / "fixtures" / "model_configs"
 LLAMA7 = str(CONFIGS / "llama-2-7b-hf")
@@ -29,11 +30,7 @@ LLAMA7 = str(CONFIGS / "llama-2-7b-hf")
 @pytest.fixture()
 def chat_file(tmp_path) -> Path:
     """100 chat rows of 400 + 400 characters: 200 tokens + template markers per row by the chars/4 rule."""
-    rows = [{"messages": [{"role": "user", "content": "q" * 400}, {"role": "assistant", "content": "a" * 400}]}
-            for _ in range(100)]
-    path = tmp_path / "chat.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
+    return write_chat_jsonl(tmp_path / "chat.jsonl")
 
 
 def make_cfg(train_path: Path | str, name: str = LLAMA7, **sections) -> TrainingConfig:

@@ -14,6 +14,7 @@ from core import lifecycle as L
 from core.jobs import JobService, deployment_response
 from core.providers.base import GPUOffer, LaunchRequest, Provider, ProviderRef, ProviderStatus
 from core.store.records import utcnow
+from tests.support.chat_rows import write_chat_jsonl
 
 CONFIGS = Path(__file__).parent / "fixtures" / "model_configs"
 
@@ -56,11 +57,7 @@ class PricedProvider(Provider):
 
 @pytest.fixture()
 def dataset(tmp_path) -> Path:
-    rows = [{"messages": [{"role": "user", "content": "q" * 400}, {"role": "assistant", "content": "a" * 400}]}
-            for _ in range(100)]
-    path = tmp_path / "chat.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
+    return write_chat_jsonl(tmp_path / "chat.jsonl")
 
 
 def config(dataset: Path) -> dict[str, Any]:
