@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.config import parse_config
 from core.errors import ConsoleError
+from pages._estimate_panel import render_estimate, render_job_estimate
 from pages._shared import guard, select_job, service, status_badge, store
 
 st.title("Deploy")
@@ -58,6 +59,9 @@ with guard("listing providers"):
     budget = st.number_input("Budget (USD)", min_value=0.0, value=float(cfg.budget.max_usd or 0.0), step=1.0,
                              help="0 means no limit; the trainer stops and saves a checkpoint before passing it",
                              key="deploy_budget")
+    chosen = offers[pick] if offers and pick is not None else None
+    render_estimate(cfg, provider=provider, gpu=chosen.gpu_type if chosen else None,
+                    price_per_hour=chosen.price_per_hour if chosen else None, budget_usd=budget or None)
 
 if st.button("Launch", type="primary", icon=":material/rocket_launch:", key="deploy_launch"):
     with guard("launching"):
@@ -80,6 +84,7 @@ if last:
             st.error(str(exc))
             return
         st.markdown(f"**{job.id}** {status_badge(job.status)}" + (f" — {job.reason}" if job.reason else ""))
+        render_job_estimate(job)
         if job.total_steps:
             st.progress(min(1.0, job.progress), text=f"step {job.current_step}/{job.total_steps}")
         with st.expander("Deployment response"):
