@@ -265,6 +265,10 @@ def memory_estimate(arch: ModelArch, cfg: TrainingConfig, *, seq_len: int, cuda:
         trainable = arch.params
         adapters, grads, state = 0.0, float(trainable * pbytes), pbytes
     optimizer = trainable * optimizer_bytes(t.optim, state)
+    if not lora.enabled and pbytes == 2 and not bits and optimizer_bytes(t.optim, state) == 2 * state:
+        notes.append("Full fine-tuning with 16-bit weights keeps AdamW's moments in 16 bits too and has no fp32 "
+                     "master copy: half the memory of mixed precision, less precise updates. Load the model in "
+                     "float32 with bf16 on for mixed precision (16 bytes per parameter).")
     if t.method in ("dpo", "kto") and not lora.enabled:
         weights += arch.params * pbytes
         notes.append("Full fine-tuning with DPO/KTO keeps a frozen reference copy of the model.")
@@ -420,9 +424,9 @@ def past_runs(store: Any, limit: int = 100) -> list[PastRun]:
         return runs
     for job in jobs:
         est = job.estimate or {}
-        outcome = est.get("outcome") or {}
-        tps = outcome.get("tokens_per_sec")
-        if tps is None:
+        if "outcome" in est:  # measured once when the job ended
+            tps = est["outcome"].get("tokens_per_sec")
+        else:
             tps = _median_throughput(store, job.id, est)
         if not tps or not job.gpu_type:
             continue
@@ -690,8 +694,10 @@ def estimate_for_config(cfg: TrainingConfig, *, store: Any | None = None, provid
         best = next((c for c in est.cheapest if c.provider == provider), None)
         if best is not None:
             dev = G.device_for(G.get_gpu(best.gpu))
-        else:
+        elif provider in G.priced_providers():
             est.warnings.append(f"No catalog GPU of {provider} fits this config on one GPU.")
+        else:
+            est.warnings.append(f"The catalog has no GPU list for {provider}: pick a GPU to see its fit and time.")
     if dev is None:
         return est
     est.gpu = dev.name
@@ -706,6 +712,9 @@ def estimate_for_config(cfg: TrainingConfig, *, store: Any | None = None, provid
         est.price_per_hour, est.price_source = price_per_hour, "price given at launch"
     else:
         est.price_per_hour, est.price_source, _ = _price(provider, dev.gpu, gpu_count)
+    if est.price_per_hour is None:
+        est.warnings.append(f"No catalog price for the {dev.name} on {provider}: the cost is known once the provider "
+                            "quotes it at launch.")
     if est.time and est.price_per_hour is not None:
         est.cost_range = est.time.hours.scaled(est.price_per_hour)
         est.cost_usd = est.cost_range.mid
