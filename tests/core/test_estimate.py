@@ -227,3 +227,15 @@ def test_price_difference_tolerates_rounding_only():
     assert price_difference(0.34, 0.342) is None
     assert price_difference(None, 0.5) is None
     assert price_difference(0.34, 0.69) == pytest.approx((0.69 - 0.34) / 0.34)
+
+
+def test_cli_estimate_prints_the_estimate_as_json(console_home, chat_file, tmp_path, capsys):
+    from core.cli import main
+
+    path = tmp_path / "qlora.json"
+    path.write_text(json.dumps(qlora_7b(chat_file).to_dict()))
+    assert main(["estimate", str(path), "--provider", "runpod", "--gpu", "RTX 4090", "--budget", "100", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gpu"] == "RTX 4090" and out["fit"]["verdict"] == "fits" and out["budget_verdict"] == "within"
+    assert out["model"]["params"] == 6738415616 and out["cost_usd"] > 0
+    assert {c["provider"] for c in out["cheapest"]} >= {"runpod", "lambda", "huggingface"}
