@@ -466,17 +466,18 @@ def _throughput(arch: ModelArch, cfg: TrainingConfig, dev: G.Device, gpu_count: 
         ids = ", ".join(r.job_id for r in exact[:5])
         return Range.around(mid, MEASURED_SPREAD, 2), "measured", \
             f"Median throughput of {len(exact)} finished run(s) of this model and method on the {dev.name}: {ids}."
-    peak = _peak_flops(dev, cfg, arch) * gpu_count * (DDP_EFFICIENCY if gpu_count > 1 else 1.0)
+    scale = gpu_count * (DDP_EFFICIENCY if gpu_count > 1 else 1.0)
     calibrated = [r for r in same_gpu if r.flops_per_token]
     if calibrated:
+        # Utilisation of the card's datasheet peak, as those runs achieved it, carried over to this config.
         utils = [r.tokens_per_sec * r.flops_per_token / (dev.tflops * 1e12 * r.gpu_count) for r in calibrated]
         util = statistics.median(utils)
-        mid = util * peak / hw_flops
+        mid = util * dev.tflops * 1e12 * scale / hw_flops
         return Range.around(mid, SCALED_SPREAD, 2), "measured-scaled", (
             f"Utilisation measured on the {dev.name} by {len(calibrated)} earlier run(s) of other configs "
             f"({util:.0%} of peak), applied to this model's FLOPs per token.")
     util = _utilisation(arch, cfg, dev, cfg.training.batch_size * seq_avg)
-    mid = util * peak / hw_flops
+    mid = util * _peak_flops(dev, cfg, arch) * scale / hw_flops
     return Range.around(mid, TABLE_SPREAD, 2), "table", (
         f"No finished run on the {dev.name} yet: {util:.0%} of its {dev.tflops:g} TFLOP/s peak assumed "
         "(see core/estimate.py _utilisation for the sources).")
@@ -579,7 +580,10 @@ def _memory_seq_len(cfg: TrainingConfig, data: DatasetInfo) -> int:
     """The longest sequence a micro-batch holds: max_length when packing or when row lengths are unknown."""
     if cfg.training.packing or not data.longest_row_tokens:
         return cfg.data.max_length
-    return int(min(cfg.data.max_length, math.ceil(data.longest_row_tokens)))
+    longest = data.longest_row_tokens
+    if cfg.training.method in ("dpo", "orpo"):
+        longest /= 2  # a preference row's tokens cover two sequences (prompt+chosen, prompt+rejected)
+    return int(min(cfg.data.max_length, math.ceil(longest)))
 
 
 # -- devices and prices ---------------------------------------------------------------------------------------
