@@ -196,3 +196,14 @@ def test_status_command_shows_the_estimate_error(console_home, dataset, capsys):
     assert main(["jobs", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["estimate"]["outcome"]["actual_cost_usd"] == 0.1
+
+
+def test_trainer_progress_rows_keep_the_quote(console_home, dataset):
+    from trainer.report import apply_entries
+
+    svc = service(PricedProvider(price=0.34))
+    job = svc.launch(svc.create(config(dataset), provider="runpod", gpu_type="RTX 4090").id)
+    apply_entries(svc.store, job.id, [{"kind": "job", "payload": {"current_step": 3,
+                                                                   "estimate": {"eta_seconds": 42.0}}}])
+    est = svc.store.get_job(job.id).estimate
+    assert est["eta_seconds"] == 42.0 and est["price_per_hour"] == 0.34 and est["time"] == job.estimate["time"]
