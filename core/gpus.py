@@ -186,8 +186,8 @@ def find_gpu(name: str | None) -> GPU | None:
     key = _norm(name)
     if key in _INDEX:
         return _INDEX[key]
-    # nvidia-smi adds memory and form factor ("NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"): try the longest
-    # catalog key that the reported name starts with, so "rtx4090laptop" still finds nothing wrong.
+    # Drivers and clouds append memory or form factor to the names above ("... 80GB HBM3", "... PCIe"): fall back
+    # to the longest catalog key the reported name starts with.
     best = max((k for k in _INDEX if key.startswith(k) and len(k) >= 3), key=len, default=None)
     return _INDEX[best] if best else None
 
