@@ -79,7 +79,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         from core.estimate import estimate_for_config
     except ImportError:
         raise ConsoleError("The estimator is not available in this build.") from None
-    est = estimate_for_config(cfg, store=_store(), provider=args.provider, gpu=args.gpu)
+    est = estimate_for_config(cfg, store=_store(), provider=args.provider, gpu=args.gpu, gpu_count=args.gpu_count,
+                              budget_usd=args.budget)
     _emit(args, est if isinstance(est, dict) else est.model_dump(mode="json"))
     return 0
 
@@ -274,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("config")
     sp.add_argument("--provider")
     sp.add_argument("--gpu")
+    sp.add_argument("--gpu-count", type=int, default=1, dest="gpu_count")
+    sp.add_argument("--budget", type=float, help="USD limit to check the estimate against")
 
     sp = add("configs", cmd_configs, "save, list or show named configs")
     sp.add_argument("action", choices=["save", "list", "show"])

@@ -78,7 +78,23 @@ class JobService:
             cost_per_hour=cost_per_hour, dataset_size=dataset.valid_rows or dataset.row_count,
             provider_params=provider_params.model_dump() if provider_params else {},
         )
+        job.estimate = self._quote(cfg, provider, gpu_type, gpu_count, cost_per_hour, budget)
+        if job.cost_per_hour is None and job.estimate.get("price_per_hour") is not None:
+            job.cost_per_hour = job.estimate["price_per_hour"]  # the trainer's budget guard prices with the quote
         return self.store.create_job(job)
+
+    def _quote(self, cfg: TrainingConfig, provider: str, gpu_type: str | None, gpu_count: int,
+               cost_per_hour: float | None, budget: float | None) -> dict[str, Any]:
+        """The estimate shown before launch, kept on the job: the launch checks its price, the end its error."""
+        try:
+            from core.estimate import estimate_for_config
+
+            est = estimate_for_config(cfg, store=self.store, provider=provider, gpu=gpu_type, gpu_count=gpu_count,
+                                      price_per_hour=cost_per_hour, budget_usd=budget, compare=False)
+            return est.model_dump(mode="json", exclude={"fits", "cheapest"})
+        except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made must not block the launch
+            log.warning("estimating %s: %s", cfg.name, exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
     @staticmethod
     def _check_dataset_fits(cfg: TrainingConfig, fmt: str | None) -> None:
@@ -133,7 +149,24 @@ class JobService:
             cost_per_hour=ref.cost_per_hour if ref.cost_per_hour is not None else job.cost_per_hour,
             gpu_type=ref.gpu_type or job.gpu_type, log_path=ref.extra.get("log_path"), **extra_fields,
         )
+        self._check_price(job, ref.cost_per_hour, ref.gpu_type or job.gpu_type)
         return self.store.get_job(job_id)
+
+    def _check_price(self, job: JobRecord, reported: float | None, gpu: str | None) -> None:
+        """Warn when the launched machine costs other than the price quoted before launch (dstack #1886)."""
+        from core.estimate import price_difference
+
+        quoted = (job.estimate or {}).get("price_per_hour", job.cost_per_hour)
+        diff = price_difference(quoted, reported)
+        if diff is None:
+            return
+        msg = (f"The quote was ${quoted:.3f}/h for {gpu or 'this machine'} on {job.provider}, but the provider reports "
+               f"${reported:.3f}/h for the launched machine ({diff:+.0%}).")
+        self.store.add_error(job.id, "price_mismatch", msg, None,
+                             "The console's budget stop and cost figures use the provider's price from now on.")
+        est = {**(job.estimate or {}), "price_check": {"quoted": quoted, "reported": reported,
+                                                       "difference_pct": round(diff * 100, 1), "message": msg}}
+        self.store.update_job(job.id, estimate=est)
 
     def _launch_request(self, job: JobRecord, prov: Provider) -> LaunchRequest:
         from core.paths import artifacts_dir, job_dir
@@ -199,6 +232,7 @@ class JobService:
                 return self.launch(job_id)
             return job
         if job.is_terminal:
+            self._note_outcome(job)
             return job
         prov = self.provider(job.provider)
         if not job.provider_ref:
@@ -248,6 +282,7 @@ class JobService:
             self.store.transition_job(
                 job.id, L.BUDGET_STOPPED, total_cost_usd=round(cost, 6),
                 reason=f"The console stopped the machine at ${cost:.2f}, the ${job.budget_limit_usd:.2f} budget.")
+            self._note_outcome(job)
             return self.store.get_job(job.id)
         if job.cancel_requested and job.provider_ref:
             try:
@@ -258,6 +293,7 @@ class JobService:
             self._terminate(job, prov)
             self.store.transition_job(job.id, L.CANCELLED,
                                       reason="Cancelled by the user; the trainer did not stop in time and was killed.")
+            self._note_outcome(job)
             return self.store.get_job(job.id)
         if job.status == L.PROVISIONING and job.heartbeat_at is None and \
                 self._age(job.updated_at) > self.settings.provisioning_timeout_s:
@@ -385,11 +421,23 @@ class JobService:
 
     def _release(self, job: JobRecord, prov: Provider) -> None:
         """Idempotent: a terminal job's machine is always released (billing ends)."""
+        self._note_outcome(job)
         if job.provider_ref:
             try:
                 prov.cancel(job.provider_ref)
             except ProviderError as exc:
                 log.warning("releasing %s: %s", job.id, exc)
+
+    def _note_outcome(self, job: JobRecord) -> None:
+        """Once a job has ended, keep the estimate's error beside the estimate (estimated vs actual time, cost)."""
+        if "outcome" in (job.estimate or {}):
+            return
+        try:
+            from core.estimate import record_outcome
+
+            record_outcome(self.store, job.id)
+        except Exception:  # noqa: BLE001 - bookkeeping must never disturb the lifecycle
+            log.exception("recording the estimate error of %s", job.id)
 
     def _fail(self, job_id: str, reason: str, error_type: str = "console") -> None:
         if self.store.transition_job(job_id, L.FAILED, reason=reason, error_message=reason):

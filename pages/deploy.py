@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.config import parse_config
 from core.errors import ConsoleError
+from pages._estimate_panel import render_estimate, render_job_estimate
 from pages._shared import fmt_duration, fmt_money, guard, select_job, service, status_badge, store
 
 st.title("Deploy")
@@ -113,19 +114,6 @@ def _offers(name: str, cred_fingerprint: str) -> list[dict[str, Any]]:
     return [asdict(o) for o in svc.provider(name).offers()]
 
 
-def _estimate(offer: dict[str, Any], count: int, budget: float | None) -> Any:
-    try:
-        from core.estimate import estimate_for_config
-    except ImportError:
-        return None
-    try:
-        return estimate_for_config(cfg, store=store(), provider=provider, gpu=offer["gpu_type"], gpu_count=count,
-                                   price_per_hour=(offer["price_per_hour"] or 0) * count, budget_usd=budget,
-                                   compare=False)
-    except ConsoleError:
-        return None
-
-
 st.subheader("GPU")
 offers: list[dict[str, Any]] = []
 with guard("reading GPU offers"):
@@ -156,22 +144,15 @@ budget = c2.number_input("Budget (USD)", min_value=0.0, value=float(cfg.budget.m
                          help="0 means no limit. The trainer stops and saves a checkpoint before passing it; on "
                               "providers that enforce it, the machine also stops itself at the deadline.")
 price = (offer["price_per_hour"] or 0.0) * count
-est = _estimate(offer, int(count), budget or None)
-m1, m2, m3 = st.columns(3)
+m1, m2 = st.columns(2)
 m1.metric("Price", fmt_money(price) + "/h" if price else "free")
 if budget and price:
     hours = budget / price
     m2.metric("The budget buys", fmt_duration(hours * 3600))
     if prov_cls.capabilities.get("budget_enforced_by_provider") is None:
         st.caption(f"The machine stops itself after {fmt_duration(hours * 3600)} even if this console is closed.")
-if est is not None:
-    fit = getattr(est, "fit", None)
-    if fit is not None:
-        colour = {"fits": "green", "tight": "orange"}.get(fit.verdict, "red")
-        st.markdown(f"Memory: :{colour}-badge[{fit.verdict}] on {fit.gpu}" + (f" — {fit.reason}" if fit.reason else ""))
-    if getattr(est, "cost_usd", None) is not None:
-        m3.metric("Estimated cost", fmt_money(est.cost_usd),
-                  help=f"{est.time.hours.mid:.2f} h expected" if getattr(est, "time", None) else None)
+render_estimate(cfg, provider=provider, gpu=offer["gpu_type"], gpu_count=int(count), price_per_hour=price or None,
+                budget_usd=budget or None)
 
 # -- provider settings ---------------------------------------------------------------------------------------------
 
@@ -238,6 +219,7 @@ if last:
             return
         st.markdown(f"**{job.id}** {status_badge(job.status)} on {job.provider}"
                     + (f" — {job.reason}" if job.reason else ""))
+        render_job_estimate(job)
         if job.total_steps:
             st.progress(min(1.0, job.progress), text=f"step {job.current_step}/{job.total_steps}")
         elif job.status == "provisioning":

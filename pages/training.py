@@ -7,6 +7,7 @@ import streamlit as st
 from core.config import parse_config
 from core.errors import ConfigError
 from pages import _config_form as form
+from pages._estimate_panel import render_estimate
 from pages._shared import guard, store
 
 st.title("Model & training")
@@ -75,6 +76,7 @@ else:
     st.success("The config is valid.", icon=":material/check_circle:")
     if cfg.training.method == "orpo":
         st.caption("ORPO comes from TRL's experimental package.")
+    render_estimate(cfg)
 
 b1, b2, _ = st.columns([1, 1, 3])
 if b1.button("Save config", type="primary", disabled=cfg is None, key="save_config"):

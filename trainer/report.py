@@ -178,6 +178,8 @@ def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> Non
                 fields = dict(payload.get("fields") or {})
                 store.transition_job(job_id, payload["status"], **fields)
             elif kind == "job":
+                if "estimate" in payload:  # the live ETA joins the console's pre-launch estimate, never replaces it
+                    payload = {**payload, "estimate": {**(store.get_job(job_id).estimate or {}), **payload["estimate"]}}
                 store.update_job(job_id, **payload)
             elif kind == "error":
                 known = {(x.error_type, x.error_message) for x in store.get_errors(job_id)}
