@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import METHOD_FORMATS, TrainingConfig
-from core.datasets.formats import detect_row_format, prediction_sample, to_training_row
+from core.datasets.formats import detect_row_format, prediction_sample, split_sizes, to_training_row
 from core.errors import DatasetError
 
 
@@ -70,9 +70,7 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
     rng.shuffle(usable)
     if cfg.data.max_samples:
         usable = usable[: cfg.data.max_samples]
-    n_eval = int(round(len(usable) * cfg.data.eval_split))
-    if cfg.data.eval_split > 0 and len(usable) > 1:
-        n_eval = max(1, n_eval)
+    n_eval = split_sizes(len(usable), cfg.data.eval_split)[1]
     eval_src, train_src = usable[:n_eval], usable[n_eval:]
     if not train_src:
         raise DatasetError("No training rows are left after the evaluation split; lower data.eval_split.")

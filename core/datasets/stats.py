@@ -1,0 +1,181 @@
+"""Streaming statistics in bounded memory: row sizes, uniform samples, percentiles and exact duplicates."""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+from array import array
+from pathlib import Path
+from typing import Any
+
+from core.datasets.formats import SHAREGPT_ROLES
+
+
+def _content_chars(value: Any, roles: dict[str, int]) -> int:
+    """Characters of a string, or of the contents of a message list (counting its roles)."""
+    if type(value) is str:
+        return len(value)
+    n = 0
+    for m in value:
+        c = m.get("content")
+        if type(c) is str:
+            n += len(c)
+        r = m["role"]
+        roles[r] = roles.get(r, 0) + 1
+    return n
+
+
+def row_chars(row: dict[str, Any], fmt: str, roles: dict[str, int]) -> int:
+    """Characters of what a valid row trains on (for DPO: the prompt and the longer answer); adds its roles."""
+    if fmt == "chat":
+        return _content_chars(row["messages"], roles)
+    if fmt == "text":
+        return len(row["text"])
+    if fmt == "sharegpt":
+        n = 0
+        for t in row["conversations"]:
+            n += len(t["value"])
+            r = SHAREGPT_ROLES[t["from"].lower()]
+            roles[r] = roles.get(r, 0) + 1
+        return n
+    if fmt == "instruction":
+        return len(row["instruction"]) + len(row.get("input") or "") + len(row["output"])
+    if fmt == "dpo":
+        return _content_chars(row["prompt"], roles) + max(_content_chars(row["chosen"], roles),
+                                                          _content_chars(row["rejected"], roles))
+    return _content_chars(row["prompt"], roles) + _content_chars(row["completion"], roles)
+
+
+class Reservoir:
+    """A uniform sample of at most ``size`` items from a stream of unknown length (Li's algorithm L: one random
+    draw per replacement, not per item, so the common path is one integer comparison)."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.items: list[Any] = []
+        self.seen = 0
+        self._rng = random.Random(seed)
+        self._w = 1.0
+        self._next = size
+
+    def add(self, item: Any) -> None:
+        i = self.seen
+        self.seen = i + 1
+        if i < self.size:
+            self.items.append(item)
+            if i + 1 == self.size:
+                self._w = math.exp(math.log(self._rng.random() or 1e-300) / self.size)
+                self._skip()
+        elif i == self._next:
+            self.items[self._rng.randrange(self.size)] = item
+            self._w *= math.exp(math.log(self._rng.random() or 1e-300) / self.size)
+            self._skip()
+
+    def _skip(self) -> None:
+        if self._w >= 1.0:  # only when random() returned 0; never replace again rather than divide by zero
+            self._next = math.inf  # type: ignore[assignment]
+            return
+        self._next += int(math.log(self._rng.random() or 1e-300) / math.log1p(-self._w)) + 1
+
+    @property
+    def sampled(self) -> bool:
+        return self.seen > self.size
+
+
+def percentiles(values: list[int], *, total: int | None = None, count: int | None = None) -> dict[str, Any]:
+    """Nearest-rank percentiles of ``values``; ``total``/``count`` give the exact mean when values are a sample."""
+    if not values:
+        return {}
+    s = sorted(values)
+    n = len(s)
+
+    def rank(q: float) -> int:
+        return s[max(0, math.ceil(q / 100 * n) - 1)]
+
+    mean = (total / count) if total is not None and count else sum(s) / n
+    return {"min": s[0], "p50": rank(50), "p90": rank(90), "p95": rank(95), "p99": rank(99), "max": s[-1],
+            "mean": round(mean, 1)}
+
+
+class DuplicateFinder:
+    """Exact duplicate rows by 64-bit hash, in 12 bytes a row, spilled to hash-partitioned temporary files
+    beyond ``spill_rows`` so memory stays bounded whatever the file's length."""
+
+    BUCKETS = 16
+
+    def __init__(self, spill_rows: int = 1_000_000) -> None:
+        self._hashes = array("q")
+        self._lines = array("I")
+        self._spill_rows = spill_rows
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def add(self, row_hash: int, line: int) -> None:
+        self._hashes.append(row_hash)
+        self._lines.append(line)
+        if len(self._hashes) >= self._spill_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        import numpy as np
+
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="ftc-dups-")
+        h = np.frombuffer(self._hashes, dtype=np.int64)
+        lines = np.frombuffer(self._lines, dtype=np.uint32)
+        bucket = h.view(np.uint64) >> np.uint64(60)
+        for b in range(self.BUCKETS):
+            mask = bucket == b
+            with open(Path(self._dir.name) / f"{b}.h", "ab") as fh, open(Path(self._dir.name) / f"{b}.l", "ab") as fl:
+                h[mask].tofile(fh)
+                lines[mask].tofile(fl)
+        del h, lines, bucket
+        self._hashes = array("q")
+        self._lines = array("I")
+
+    def finish(self, keep: int) -> tuple[int, list[tuple[int, int]]]:
+        """(number of rows that repeat an earlier row, the first ``keep`` of them as (line, first line))."""
+        if not self._hashes and self._dir is None:
+            return 0, []
+        import numpy as np
+
+        count, found = 0, []
+        try:
+            if self._dir is None:
+                h = np.frombuffer(self._hashes, dtype=np.int64)
+                lines = np.frombuffer(self._lines, dtype=np.uint32)
+                bucket = h.view(np.uint64) >> np.uint64(60)
+                parts = ((h[bucket == b], lines[bucket == b]) for b in range(self.BUCKETS))
+            else:
+                self._spill()
+                d = Path(self._dir.name)
+                parts = ((np.fromfile(d / f"{b}.h", dtype=np.int64), np.fromfile(d / f"{b}.l", dtype=np.uint32))
+                         for b in range(self.BUCKETS) if (d / f"{b}.h").exists())
+            for hs, ls in parts:
+                c, pairs = _repeats(np, hs, ls, keep)
+                count += c
+                found = sorted(found + pairs)[:keep]
+        finally:
+            if self._dir is not None:
+                self._dir.cleanup()
+                self._dir = None
+            self._hashes = array("q")
+            self._lines = array("I")
+        return count, found
+
+
+def _repeats(np: Any, hs: Any, ls: Any, keep: int) -> tuple[int, list[tuple[int, int]]]:
+    if len(hs) < 2:
+        return 0, []
+    order = np.lexsort((ls, hs))
+    hs, ls = hs[order], ls[order]
+    repeat = np.empty(len(hs), dtype=bool)
+    repeat[0] = False
+    np.equal(hs[1:], hs[:-1], out=repeat[1:])
+    idx = np.arange(len(hs))
+    group_start = np.maximum.accumulate(np.where(repeat, 0, idx))
+    dup_lines, first_lines = ls[repeat], ls[group_start[repeat]]
+    if len(dup_lines) > keep:
+        pick = np.argpartition(dup_lines, keep - 1)[:keep] if keep else np.array([], dtype=np.int64)
+        dup_lines, first_lines = dup_lines[pick], first_lines[pick]
+    return int(repeat.sum()), sorted(zip(dup_lines.tolist(), first_lines.tolist()))
