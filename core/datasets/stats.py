@@ -57,7 +57,7 @@ class Reservoir:
         self.seen = 0
         self._rng = random.Random(seed)
         self._w = 1.0
-        self._next = size
+        self.next = size
 
     def add(self, item: Any) -> None:
         i = self.seen
@@ -67,20 +67,39 @@ class Reservoir:
             if i + 1 == self.size:
                 self._w = math.exp(math.log(self._rng.random() or 1e-300) / self.size)
                 self._skip()
-        elif i == self._next:
+        elif i == self.next:
             self.items[self._rng.randrange(self.size)] = item
             self._w *= math.exp(math.log(self._rng.random() or 1e-300) / self.size)
             self._skip()
 
     def _skip(self) -> None:
         if self._w >= 1.0:  # only when random() returned 0; never replace again rather than divide by zero
-            self._next = math.inf  # type: ignore[assignment]
+            self.next = math.inf  # type: ignore[assignment]
             return
-        self._next += int(math.log(self._rng.random() or 1e-300) / math.log1p(-self._w)) + 1
+        self.next += int(math.log(self._rng.random() or 1e-300) / math.log1p(-self._w)) + 1
 
     @property
     def sampled(self) -> bool:
         return self.seen > self.size
+
+    def merge(self, other: Reservoir, rng: random.Random) -> None:
+        """Become a uniform sample of both streams: each side contributes in proportion to what it saw."""
+        total = self.seen + other.seen
+        if total <= self.size:
+            self.items = self.items + other.items
+        else:
+            left, right = self.seen, other.seen
+            take_left = 0
+            for _ in range(self.size):  # draws without replacement from the two populations
+                if rng.randrange(left + right) < left:
+                    take_left += 1
+                    left -= 1
+                else:
+                    right -= 1
+            take_right = self.size - take_left
+            self.items = rng.sample(self.items, take_left) + rng.sample(other.items, take_right)
+            self._w, self.next = 0.0, math.inf  # type: ignore[assignment]  # merged samples take no more items
+        self.seen = total
 
 
 def percentiles(values: list[int], *, total: int | None = None, count: int | None = None) -> dict[str, Any]:
@@ -99,69 +118,103 @@ def percentiles(values: list[int], *, total: int | None = None, count: int | Non
 
 
 class DuplicateFinder:
-    """Exact duplicate rows by 64-bit hash, in 12 bytes a row, spilled to hash-partitioned temporary files
-    beyond ``spill_rows`` so memory stays bounded whatever the file's length."""
+    """Exact duplicate rows by 64-bit hash, in 12 bytes a row. Beyond ``spill_rows`` the (hash, line) pairs go to
+    hash-partitioned files, so memory stays bounded whatever the file's length; finding the repeats then reads one
+    partition at a time. Worker processes reading ranges of one file spill into a shared folder, each under its
+    ``tag``, and the parent ``adopt``s them with their line offsets."""
 
     BUCKETS = 16
 
-    def __init__(self, spill_rows: int = 1_000_000) -> None:
+    def __init__(self, spill_rows: int = 1_000_000, spill_dir: str | None = None, tag: int = 0) -> None:
         self._hashes = array("q")
         self._lines = array("I")
-        self._spill_rows = spill_rows
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self.spill_rows = spill_rows
+        self._shared_dir = spill_dir
+        self._own_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.tag = tag
+        self._parts: dict[int, int] = {}  # tag -> line offset of every range spilled to files
 
     def add(self, row_hash: int, line: int) -> None:
         self._hashes.append(row_hash)
         self._lines.append(line)
-        if len(self._hashes) >= self._spill_rows:
-            self._spill()
+        if len(self._hashes) >= self.spill_rows:
+            self.spill()
 
-    def _spill(self) -> None:
+    def arrays(self) -> tuple[array, array]:
+        """The current (hashes, lines) arrays, for a caller that appends to them itself and calls ``spill``
+        when they reach ``spill_rows``."""
+        return self._hashes, self._lines
+
+    def _dir(self) -> Path:
+        if self._shared_dir:
+            return Path(self._shared_dir)
+        if self._own_dir is None:
+            self._own_dir = tempfile.TemporaryDirectory(prefix="ftc-dups-")
+        return Path(self._own_dir.name)
+
+    def spill(self) -> None:
         import numpy as np
 
-        if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="ftc-dups-")
+        self._parts.setdefault(self.tag, 0)
+        if not self._hashes:
+            return
+        d = self._dir()
         h = np.frombuffer(self._hashes, dtype=np.int64)
         lines = np.frombuffer(self._lines, dtype=np.uint32)
         bucket = h.view(np.uint64) >> np.uint64(60)
         for b in range(self.BUCKETS):
             mask = bucket == b
-            with open(Path(self._dir.name) / f"{b}.h", "ab") as fh, open(Path(self._dir.name) / f"{b}.l", "ab") as fl:
+            with open(d / f"{b}.{self.tag}.h", "ab") as fh, open(d / f"{b}.{self.tag}.l", "ab") as fl:
                 h[mask].tofile(fh)
                 lines[mask].tofile(fl)
-        del h, lines, bucket
+        del h, lines, bucket, mask
         self._hashes = array("q")
         self._lines = array("I")
 
+    def adopt(self, other: DuplicateFinder, line_offset: int) -> None:
+        """Take in another range's spilled pairs (same shared folder), its lines shifted by ``line_offset``."""
+        self.spill()
+        for tag, off in other._parts.items():
+            self._parts[tag] = off + line_offset
+
     def finish(self, keep: int) -> tuple[int, list[tuple[int, int]]]:
         """(number of rows that repeat an earlier row, the first ``keep`` of them as (line, first line))."""
-        if not self._hashes and self._dir is None:
+        if not self._hashes and not self._parts:
             return 0, []
         import numpy as np
 
         count, found = 0, []
         try:
-            if self._dir is None:
+            if not self._parts:
                 h = np.frombuffer(self._hashes, dtype=np.int64)
                 lines = np.frombuffer(self._lines, dtype=np.uint32)
                 bucket = h.view(np.uint64) >> np.uint64(60)
                 parts = ((h[bucket == b], lines[bucket == b]) for b in range(self.BUCKETS))
             else:
-                self._spill()
-                d = Path(self._dir.name)
-                parts = ((np.fromfile(d / f"{b}.h", dtype=np.int64), np.fromfile(d / f"{b}.l", dtype=np.uint32))
-                         for b in range(self.BUCKETS) if (d / f"{b}.h").exists())
+                self.spill()
+                parts = (self._load(np, b) for b in range(self.BUCKETS))
             for hs, ls in parts:
                 c, pairs = _repeats(np, hs, ls, keep)
                 count += c
                 found = sorted(found + pairs)[:keep]
         finally:
-            if self._dir is not None:
-                self._dir.cleanup()
-                self._dir = None
+            if self._own_dir is not None:
+                self._own_dir.cleanup()
+                self._own_dir = None
             self._hashes = array("q")
             self._lines = array("I")
         return count, found
+
+    def _load(self, np: Any, b: int) -> tuple[Any, Any]:
+        d = self._dir()
+        hs, ls = [], []
+        for tag, off in self._parts.items():
+            if (d / f"{b}.{tag}.h").exists():
+                hs.append(np.fromfile(d / f"{b}.{tag}.h", dtype=np.int64))
+                ls.append(np.fromfile(d / f"{b}.{tag}.l", dtype=np.uint32).astype(np.int64) + off)
+        if not hs:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(hs), np.concatenate(ls)
 
 
 def _repeats(np: Any, hs: Any, ls: Any, keep: int) -> tuple[int, list[tuple[int, int]]]:

@@ -52,19 +52,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import msgspec
 from pydantic import BaseModel, Field
 
 from core.datasets.formats import split_sizes
-from core.datasets.reader import MAX_LINE_BYTES, UTF8_BOM, sniff
-from core.datasets.rules import judge
-from core.datasets.stats import DuplicateFinder, Reservoir, percentiles, row_chars
+from core.datasets.reader import sniff
+from core.datasets.scan import IssueLog, Scan, guess_format, scan_file
+from core.datasets.stats import percentiles
 
-CHAR_SAMPLE = 100_000
 TOKEN_SAMPLE = 2_000
 LONG_ROW_CHARS = 32_768
 MAX_ERRORS_PER_RULE = 1_000
-PROGRESS_EVERY = 8 << 20
 
 
 class Issue(BaseModel):
@@ -100,190 +97,18 @@ class ValidationReport(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-
-class _Log:
-    """Issues kept per rule up to a cap, every one counted."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.kept: list[tuple[int | None, str, str, str]] = []
-        self.counts: dict[str, int] = {}
-
-    def add(self, line: int | None, field: str, rule: str, message: str) -> None:
-        n = self.counts.get(rule, 0)
-        self.counts[rule] = n + 1
-        if n < self.cap:
-            self.kept.append((line, field, rule, message))
-
-    def issues(self) -> list[Issue]:
-        ordered = sorted(self.kept, key=lambda t: -1 if t[0] is None else t[0])
-        return [Issue(line=a, field=b, rule=c, message=d) for a, b, c, d in ordered]
-
-    @property
-    def capped(self) -> bool:
-        return any(n > self.cap for n in self.counts.values())
-
-
-class _Pass:
-    """One streaming read of the file, judging rows as ``file_format`` (None: the first row's format)."""
-
-    def __init__(self, path: Path, file_format: str | None, *, bom: bool, cap: int, long_row_chars: int,
-                 token_sample: int, progress: Callable[[float], None] | None) -> None:
-        self.path = path
-        self.fixed = file_format is not None
-        self.file_format = file_format
-        self.bom = bom
-        self.long_row_chars = long_row_chars
-        self.progress = progress
-        self.errors = _Log(cap)
-        self.warnings = _Log(cap)
-        self.votes: dict[str, int] = {}
-        self.rows = self.valid = self.blank = self.parsed = self.crlf = self.bad_utf8 = 0
-        self.first_crlf: int | None = None
-        self.unformatted_before_guess = False
-        self.total_chars = 0
-        self.chars = Reservoir(CHAR_SAMPLE)
-        self.spots = Reservoir(token_sample, seed=1)
-        self.dups = DuplicateFinder()
-        self.roles: dict[str, int] = {}
-        self.labels: dict[bool, int] = {}
-        self.long_rows = 0
-
-    def run(self) -> None:
-        size = self.path.stat().st_size or 1
-        next_progress = PROGRESS_EVERY
-        decode = msgspec.json.Decoder().decode
-        err = self.errors.add
-        with self.path.open("rb", buffering=1 << 20) as f:
-            readline = f.readline
-            lineno = offset = 0
-            while True:
-                raw = readline(MAX_LINE_BYTES)
-                if not raw:
-                    break
-                lineno += 1
-                start = offset
-                offset += len(raw)
-                if offset >= next_progress and self.progress:
-                    self.progress(min(1.0, offset / size))
-                    next_progress = offset + PROGRESS_EVERY
-                if len(raw) == MAX_LINE_BYTES and raw[-1:] != b"\n":
-                    offset += _skip_line(f)
-                    self.rows += 1
-                    err(lineno, "", "line_too_long", f"The line is over {MAX_LINE_BYTES >> 20} MiB and was not read; "
-                                                     "split the row into shorter ones or drop it.")
-                    continue
-                if lineno == 1 and self.bom:
-                    raw = raw[3:]
-                    start += 3
-                s = raw.strip()
-                if not s:
-                    self.blank += 1
-                    self.warnings.add(lineno, "", "blank_line", "Blank line (skipped); remove it to keep the file tidy.")
-                    continue
-                self.rows += 1
-                if raw[-2:] == b"\r\n":
-                    self.crlf += 1
-                    if self.first_crlf is None:
-                        self.first_crlf = lineno
-                try:
-                    row = decode(s)
-                    valid = True
-                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                    row = self._undecodable(lineno, s)
-                    if row is _UNREAD:
-                        continue
-                    valid = False
-                self.parsed += 1
-                row_format, problems = judge(row, self.file_format)
-                if row_format is not None:
-                    self.votes[row_format] = self.votes.get(row_format, 0) + 1
-                    if self.file_format is None:
-                        self.file_format = row_format  # judge() judged it as a row of its own format
-                elif self.file_format is None and type(row) is dict:
-                    self.unformatted_before_guess = True
-                if problems:
-                    for field, rule, message in problems:
-                        err(lineno, field, rule, message)
-                    continue
-                if valid:
-                    self._count_valid(row, lineno, s, start, len(raw))
-        if self.progress:
-            self.progress(1.0)
-
-    def _undecodable(self, lineno: int, s: bytes) -> Any:
-        """Name why the line does not decode; the row with bad bytes replaced when that is all that is wrong."""
-        try:
-            s.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.bad_utf8 += 1
-            self.errors.add(lineno, "", "invalid_utf8",
-                            f"Byte 0x{s[exc.start]:02x} at byte {exc.start + 1} of the line is not UTF-8; save the "
-                            "file as UTF-8 (this looks like Latin-1 or Windows-1252 text) or fix the line.")
-            try:
-                return msgspec.json.decode(s.decode("utf-8", "replace").encode())
-            except (msgspec.DecodeError, RecursionError):
-                return _UNREAD
-        self.errors.add(lineno, "", "invalid_json", _json_message(s))
-        return _UNREAD
-
-    def _count_valid(self, row: dict[str, Any], lineno: int, s: bytes, start: int, length: int) -> None:
-        fmt = self.file_format
-        self.valid += 1
-        n = row_chars(row, fmt, self.roles)  # type: ignore[arg-type]
-        self.total_chars += n
-        self.chars.add(n)
-        if n > self.long_row_chars:
-            self.long_rows += 1
-            self.warnings.add(lineno, "", "long_row",
-                              f"The row has {n:,} characters of content (over {self.long_row_chars:,}); it will be "
-                              "truncated at max_length and slows training; split or shorten it if that is unintended.")
-        self.dups.add(hash(s), lineno)
-        self.spots.add((start, length, lineno))
-        if fmt == "kto":
-            lab = row["label"]
-            self.labels[lab] = self.labels.get(lab, 0) + 1
-
-
-_UNREAD = object()
-
-
-def _skip_line(f: Any) -> int:
-    n = 0
-    while chunk := f.readline(1 << 20):
-        n += len(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    return n
-
-
-def _json_message(s: bytes) -> str:
-    """Why a line is not JSON, in the standard library's words (line/column) where it can say."""
-    import json
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    fix = "fix the line or drop it."
-    try:
-        json.loads(s, parse_constant=no_constant)
-    except json.JSONDecodeError as exc:
-        hint = " (two objects on one line? put each on its own line)" if exc.msg == "Extra data" else ""
-        return f"Not valid JSON: {exc.msg}{hint} at column {exc.colno}; {fix}"
-    except RecursionError:
-        return f"Not valid JSON here: nested too deeply; {fix}"
-    except ValueError as exc:
-        return f"Not valid JSON: {exc}; use null or a number, or {fix}"
-    if b"\\u" in s:
-        return f"The line holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is not valid text; {fix}"
-    return f"Not valid JSON: a number is out of range; {fix}"
+    def summary(self) -> dict[str, Any]:
+        """What the datasets row keeps: the verdict and the statistics, without the issues themselves."""
+        return {"format": self.format, "rows": self.rows, "valid_rows": self.valid_rows,
+                "formats": self.stats.get("format_votes", {}), "fatal": self.fatal, "message": self.message,
+                **{k: v for k, v in self.stats.items() if k not in ("format_votes", "rows", "valid_rows")}}
 
 
 def validate_file(path: str | Path, *, method: str | None = None, model: str | None = None,
                   max_length: int | None = None, eval_split: float = 0.1, max_samples: int | None = None,
                   max_errors_per_rule: int = MAX_ERRORS_PER_RULE, long_row_chars: int = LONG_ROW_CHARS,
                   token_sample: int = TOKEN_SAMPLE, progress: Callable[[float], None] | None = None,
-                  **_: Any) -> ValidationReport:
+                  workers: int | None = None, **_: Any) -> ValidationReport:
     """Judge every line of ``path``; token statistics with ``model``'s tokenizer (id or local path) when given."""
     started = time.perf_counter()
     p = Path(path)
@@ -299,15 +124,13 @@ def validate_file(path: str | Path, *, method: str | None = None, model: str | N
         if sn.document:
             rep.stats["json_document"] = sn.document
         return rep
-    opts = dict(bom=sn.bom, cap=max_errors_per_rule, long_row_chars=long_row_chars, token_sample=token_sample,
-                progress=progress)
-    scan = _Pass(p, None, **opts)  # type: ignore[arg-type]
-    scan.run()
+    opts = dict(bom=sn.bom, cap=max_errors_per_rule, long_row_chars=long_row_chars, token_sample=token_sample)
+    guess = guess_format(p, sn.bom)
+    scan = scan_file(p, guess, progress=progress, workers=workers, **opts)
     winner = max(scan.votes, key=scan.votes.get) if scan.votes else None  # type: ignore[arg-type]
-    if winner is not None and (winner != scan.file_format or scan.unformatted_before_guess):
+    if winner != guess:  # the first row's format is not the most common: judge every row again
         votes = scan.votes
-        scan = _Pass(p, winner, **opts)  # type: ignore[arg-type]
-        scan.run()
+        scan = scan_file(p, winner, progress=progress, workers=workers, **opts)
         scan.votes = votes
     _fill(rep, scan, p, size, method=method, model=model, max_length=max_length, eval_split=eval_split,
           max_samples=max_samples)
@@ -315,9 +138,9 @@ def validate_file(path: str | Path, *, method: str | None = None, model: str | N
     return rep
 
 
-def _fill(rep: ValidationReport, scan: _Pass, path: Path, size: int, *, method: str | None, model: str | None,
+def _fill(rep: ValidationReport, scan: Scan, path: Path, size: int, *, method: str | None, model: str | None,
           max_length: int | None, eval_split: float, max_samples: int | None) -> None:
-    fmt = scan.file_format if scan.votes else None
+    fmt = scan.file_format
     rep.format, rep.rows, rep.valid_rows = fmt, scan.rows, scan.valid
     warn = scan.warnings.add
     if scan.bom:
@@ -329,7 +152,7 @@ def _fill(rep: ValidationReport, scan: _Pass, path: Path, size: int, *, method: 
     if scan.bad_utf8 >= 3 and scan.bad_utf8 * 10 >= scan.rows:
         warn(None, "", "not_utf8_file", f"{scan.bad_utf8:,} of {scan.rows:,} rows are not UTF-8: the file is probably "
                                         "in another encoding (Latin-1, Windows-1252); save it as UTF-8.")
-    dup_count, dups = scan.dups.finish(scan.errors.cap)
+    dup_count, dups = scan.duplicates
     for line, first in dups:
         warn(line, "", "duplicate_row", f"The row repeats line {first} exactly; drop one copy unless the repeat "
                                         "is meant to weigh it more.")
@@ -368,10 +191,14 @@ def _fill(rep: ValidationReport, scan: _Pass, path: Path, size: int, *, method: 
     stats["warning_counts"] = dict(sorted(scan.warnings.counts.items()))
     stats["issues_capped"] = scan.errors.capped or scan.warnings.capped
     stats["max_issues_per_rule"] = scan.errors.cap
-    rep.errors, rep.warnings, rep.stats = scan.errors.issues(), scan.warnings.issues(), stats
+    rep.errors, rep.warnings, rep.stats = _issues(scan.errors), _issues(scan.warnings), stats
 
 
-def _method_fit(scan: _Pass, fmt: str | None, method: str | None) -> None:
+def _issues(log: IssueLog) -> list[Issue]:
+    return [Issue(line=a, field=b, rule=c, message=d) for a, b, c, d in log.ordered()]
+
+
+def _method_fit(scan: Scan, fmt: str | None, method: str | None) -> None:
     from core.config import METHOD_FORMATS
 
     if not method or not fmt:
@@ -397,7 +224,7 @@ def _method_fit(scan: _Pass, fmt: str | None, method: str | None) -> None:
                           f"Every row's label is {which}; KTO learns from both kinds, so add rows of the other label.")
 
 
-def _token_stats(rep: ValidationReport, scan: _Pass, path: Path, fmt: str, model: str, max_length: int | None,
+def _token_stats(rep: ValidationReport, scan: Scan, path: Path, fmt: str, model: str, max_length: int | None,
                  train_rows: int) -> dict[str, Any] | None:
     from core.datasets.tokens import load_tokenizer, measure_rows, read_rows
 
