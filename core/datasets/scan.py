@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
+from xxhash import xxh3_64_intdigest as _row_hash
 
 from core.datasets.reader import MAX_LINE_BYTES, UTF8_BOM
 from core.datasets.rules import acceptor, judge
@@ -102,6 +103,7 @@ class Scan:
         chars, spots, long_row = self.chars, self.spots, self.long_row_chars
         dup_hashes, dup_lines = self.dups.arrays()
         dups_spill = self.dups.spill_rows
+        row_hash = _row_hash
         total_chars = 0
         with self.path.open("rb", buffering=1 << 20) as f:
             f.seek(self.begin)
@@ -156,7 +158,7 @@ class Scan:
                         chars.seen += 1
                     if n > long_row:
                         self._long_row(lineno, n)
-                    dup_hashes.append(hash(s))
+                    dup_hashes.append(row_hash(s))
                     dup_lines.append(lineno)
                     if len(dup_hashes) >= dups_spill:
                         self.dups.spill()
@@ -202,7 +204,7 @@ class Scan:
         self.chars.add(n)
         if n > self.long_row_chars:
             self._long_row(lineno, n)
-        self.dups.add(hash(s), lineno)
+        self.dups.add(_row_hash(s), lineno)
         self.spots.add((start, length, lineno))
         if fmt == "kto":
             lab = row["label"]

@@ -10,29 +10,7 @@ import pytest
 from core.datasets import scan as scan_mod
 from core.datasets.rules import ERROR_RULES, FATAL_RULES, WARNING_RULES
 from core.datasets.validate import validate_file
-
-U = {"role": "user", "content": "What is 2+2?"}
-A = {"role": "assistant", "content": "4"}
-
-
-def chat(*msgs):
-    return json.dumps({"messages": list(msgs)})
-
-
-def text(t):
-    return json.dumps({"text": t})
-
-
-def write(tmp_path, lines, name="d.jsonl"):
-    """Lines (str or bytes) joined with newlines, ending with one."""
-    p = tmp_path / name
-    p.write_bytes(b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines))
-    return p
-
-
-def found(issues, rule=None):
-    return {(i.line, i.field, i.rule) for i in issues if rule is None or i.rule == rule}
-
+from tests.support.datasets import A, U, chat, found, text, write
 
 GOOD_CHAT = chat(U, A)
 KTO = json.dumps({"prompt": "Say hi", "completion": "hi", "label": True})
