@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,6 +58,29 @@ def ingest_file(store: Any, src: str | Path, *, name: str | None = None, stats: 
         size_bytes=dest.stat().st_size, stats=scan,
     )
     return store.add_dataset(rec)
+
+
+def save_upload(data: bytes | BinaryIO, name: str, progress: Any = None, total: int | None = None) -> Path:
+    """Stage an upload under ``$CONSOLE_HOME/uploads/<sha256><suffix>`` (the same content, the same file) before
+    it is validated and, when readable, ingested; ``progress(fraction)`` follows the copy."""
+    from core.paths import console_home
+
+    d = console_home() / "uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    size = total or (len(data) if isinstance(data, (bytes, bytearray)) else None)
+    done = 0
+    with tempfile.NamedTemporaryFile("wb", dir=d, suffix=".part", delete=False) as f:
+        while chunk := src.read(CHUNK * 4):
+            f.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress and size:
+                progress(min(1.0, done / size))
+    dest = d / f"{h.hexdigest()}{Path(name).suffix.lower() or '.jsonl'}"
+    Path(f.name).replace(dest)
+    return dest
 
 
 def ingest_bytes(store: Any, data: bytes | BinaryIO, name: str, **kw: Any) -> DatasetRecord:

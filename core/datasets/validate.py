@@ -259,3 +259,23 @@ def _token_stats(rep: ValidationReport, scan: Scan, path: Path, fmt: str, model:
                           f"{over / n:.1%} of rows{' (sampled)' if scan.spots.sampled else ''} are longer than "
                           f"max_length {max_length} tokens and will be truncated; raise max_length or shorten them.")
     return out
+
+
+def filter_issues(issues: list[Issue], *, rules: list[str] | None = None, text: str = "") -> list[Issue]:
+    """Issues of the given rules (all when empty) whose field or message contains ``text`` (any case)."""
+    needle = text.strip().lower()
+    return [i for i in issues if (not rules or i.rule in rules)
+            and (not needle or needle in i.message.lower() or needle in i.field.lower() or needle == str(i.line))]
+
+
+def issues_csv(issues: list[Issue]) -> str:
+    """The issues as CSV (line, field, rule, message), for the page's download."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["line", "field", "rule", "message"])
+    for i in issues:
+        w.writerow(["" if i.line is None else i.line, i.field, i.rule, i.message])
+    return buf.getvalue()
