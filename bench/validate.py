@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("the model learns from every example that we give it and the loss goes down as training goes on while the "
          "evaluation split tells us whether it generalises beyond what it has seen answer question reverse capital "
@@ -34,8 +36,8 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as f:
         for i in range(rows):
-            user = " ".join(rng.choices(WORDS, k=rng.randint(15, 45)))
-            answer = " ".join(rng.choices(WORDS, k=rng.randint(30, 90)))
+            user = " ".join(rng.choices(WORDS, k=rng.randint(10, 34)))
+            answer = " ".join(rng.choices(WORDS, k=rng.randint(24, 72)))
             f.write(json.dumps({"messages": [
                 {"role": "system", "content": "You are a concise and helpful assistant."},
                 {"role": "user", "content": f"Question {i}: {user}?"},
@@ -72,17 +74,37 @@ def run_tool(tool: str, path: str, scratch: str) -> dict:
     return {"import_s": t1 - t0, "op_s": t2 - t1, "rows": rows, **extra}
 
 
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 def measure(tool: str, path: Path) -> dict:
+    """Run one tool in a fresh subprocess. Peak RSS is the larger of the process's own peak (``wait4``) and the
+    peak of its whole process tree sampled every 20 ms (our validator reads large files in worker processes)."""
     scratch = tempfile.mkdtemp(prefix=f"bench-{tool}-", dir=path.parent)
     try:
-        proc = subprocess.Popen([sys.executable, __file__, "--run-tool", tool, str(path), "--scratch", scratch],
-                                stdout=subprocess.PIPE, cwd=ROOT)
-        out = proc.stdout.read()  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{tool} failed")
-        res = json.loads(out.decode().strip().splitlines()[-1])
-        res["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen([sys.executable, __file__, "--run-tool", tool, str(path), "--scratch", scratch],
+                                    stdout=out, cwd=ROOT)
+            root, tree_peak = psutil.Process(proc.pid), 0
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                tree_peak = max(tree_peak, _tree_rss(root))
+                time.sleep(0.02)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise SystemExit(f"{tool} failed")
+            out.seek(0)
+            res = json.loads(out.read().decode().strip().splitlines()[-1])
+        res["peak_rss_mb"] = max(usage.ru_maxrss * 1024, tree_peak) / 2**20  # ru_maxrss is in KiB on Linux
         return res
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -106,7 +128,7 @@ def main() -> None:
         generate(path, a.rows)
         print(f"generated {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     size_mb = path.stat().st_size / 1e6
-    print(f"{a.rows:,} chat rows, {size_mb:,.0f} MB, {os.cpu_count()} CPUs\n")
+    print(f"{a.rows:,} chat rows, {size_mb:,.0f} MB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     results = {}
     for tool in a.tools.split(","):
         results[tool] = r = measure(tool, path)

@@ -302,30 +302,6 @@ _CHECKS = {
 
 # -- fast acceptance ----------------------------------------------------------------------------------------
 
-def _accept_chat(row: dict[str, Any], roles: dict[str, int]) -> int:
-    if "prompt" in row and ("completion" in row or ("chosen" in row and "rejected" in row)) \
-            or ("instruction" in row and "output" in row):
-        return -1
-    msgs = row.get("messages")
-    if type(msgs) is not list or not msgs:
-        return -1
-    n = 0
-    for m in msgs:
-        if type(m) is not dict:
-            return -1
-        c = m.get("content")
-        r = m.get("role")
-        if type(c) is not str or not c or type(r) is not str or r not in _ROLE_SET or c.isspace():
-            return -1
-        n += len(c)
-    if r != "assistant":  # noqa: F821 - r is the last message's role (msgs is not empty)
-        return -1
-    for m in msgs:
-        r = m["role"]
-        roles[r] = roles.get(r, 0) + 1
-    return n
-
-
 def _accept_text(row: dict[str, Any], roles: dict[str, int]) -> int:
     t = row.get("text")
     if type(t) is not str or not t or t.isspace() or len(row) > 1 and detect_row_format(row) != "text":
@@ -339,7 +315,8 @@ def _never(row: dict[str, Any], roles: dict[str, int]) -> int:
 
 # (row, roles) -> the row's content characters when it is surely a valid row of the format (its roles counted),
 # -1 when it must be judged. Only a shortcut: judge() decides, and a test holds the two to the same verdicts.
-ACCEPT = {"chat": _accept_chat, "text": _accept_text}
+# Chat rows take the typed decoder of core/datasets/fastpath.py before this.
+ACCEPT = {"text": _accept_text}
 
 
 def acceptor(fmt: str | None) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import msgspec
 from xxhash import xxh3_64_intdigest as _row_hash
 
+from core.datasets.fastpath import FAST, REFUSED
 from core.datasets.reader import MAX_LINE_BYTES, UTF8_BOM
 from core.datasets.rules import acceptor, judge
 from core.datasets.stats import DuplicateFinder, Reservoir, row_chars
@@ -98,13 +99,14 @@ class Scan:
         err = self.errors.add
         fmt, votes, roles = self.file_format, self.votes, self.roles
         accept = acceptor(fmt)
+        typed, typed_accept = FAST.get(fmt, (None, None))  # type: ignore[arg-type]
         if fmt:
             votes[fmt] = 0
         chars, spots, long_row = self.chars, self.spots, self.long_row_chars
         dup_hashes, dup_lines = self.dups.arrays()
         dups_spill = self.dups.spill_rows
         row_hash = _row_hash
-        total_chars = 0
+        total_chars = rows = parsed = valid_rows = 0
         with self.path.open("rb", buffering=1 << 20) as f:
             f.seek(self.begin)
             readline = f.readline
@@ -121,7 +123,7 @@ class Scan:
                     next_progress = offset + PROGRESS_EVERY
                 if len(raw) == MAX_LINE_BYTES and raw[-1:] != b"\n":
                     offset += _skip_line(f)
-                    self.rows += 1
+                    rows += 1
                     err(lineno, "", "line_too_long", f"The line is over {MAX_LINE_BYTES >> 20} MiB and was not read; "
                                                      "split the row into shorter ones or drop it.")
                     continue
@@ -133,24 +135,33 @@ class Scan:
                     self.blank += 1
                     self.warnings.add(lineno, "", "blank_line", "Blank line (skipped); remove it to keep the file tidy.")
                     continue
-                self.rows += 1
+                rows += 1
                 if raw[-2:] == b"\r\n":
                     self.crlf += 1
                     if self.first_crlf is None:
                         self.first_crlf = lineno
-                try:
-                    row = decode(s)
-                    valid = True
-                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                    row = self._undecodable(lineno, s)
-                    if row is _UNREAD:
-                        continue
-                    valid = False
-                self.parsed += 1
-                if valid and type(row) is dict and (n := accept(row, roles)) >= 0:
+                n = -1
+                if typed is not None:
+                    try:
+                        n = typed_accept(typed(s), roles)
+                    except REFUSED:
+                        pass
+                if n < 0:
+                    try:
+                        row = decode(s)
+                        valid = True
+                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                        row = self._undecodable(lineno, s)
+                        if row is _UNREAD:
+                            continue
+                        valid = False
+                    if valid and type(row) is dict:
+                        n = accept(row, roles)
+                parsed += 1
+                if n >= 0:
                     # The common case, inlined (the same as _count_valid): a valid row of the file's format.
                     votes[fmt] += 1  # type: ignore[index]
-                    self.valid += 1
+                    valid_rows += 1
                     total_chars += n
                     if chars.seen < chars.size or chars.seen == chars.next:
                         chars.add(n)
@@ -179,6 +190,9 @@ class Scan:
                     dup_hashes, dup_lines = self.dups.arrays()
         self.lines = lineno
         self.total_chars += total_chars
+        self.rows += rows
+        self.parsed += parsed
+        self.valid += valid_rows
         return self
 
     def _undecodable(self, lineno: int, s: bytes) -> Any:
@@ -302,13 +316,19 @@ PARALLEL_MIN_BYTES = 48 << 20
 
 
 def workers_for(size: int) -> int:
+    """Worker processes for a file of ``size`` bytes: one per idle core, none for a small file. Cores busy with
+    other work are not counted: a worker that only competes for a busy core costs its start and merge for nothing."""
     if size < PARALLEL_MIN_BYTES:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8, size // (16 << 20)))
+    try:
+        idle = cpus - os.getloadavg()[0]
+    except OSError:
+        idle = cpus
+    return max(1, min(int(idle + 0.5), 8, size // (16 << 20)))
 
 
 def split_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
