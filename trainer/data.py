@@ -10,6 +10,7 @@ from typing import Any
 
 from core.config import METHOD_FORMATS, TrainingConfig
 from core.datasets.formats import detect_row_format, prediction_sample, split_sizes, to_training_row
+from core.datasets.rules import row_problems
 from core.errors import DatasetError
 
 
@@ -64,7 +65,7 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
         allowed = ", ".join(METHOD_FORMATS[method])
         raise DatasetError(f"{method.upper()} cannot learn from '{fmt}' rows; it takes {allowed}.",
                            hint="Pick another method or upload a matching dataset.")
-    usable = [(n, r) for n, r in lines if detect_row_format(r) == fmt]
+    usable = [(n, r) for n, r in lines if detect_row_format(r) == fmt and not row_problems(r, fmt)]  # as validated
     skipped += len(lines) - len(usable)
     rng = random.Random(cfg.data.seed)
     rng.shuffle(usable)
