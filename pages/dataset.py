@@ -79,12 +79,25 @@ def _source() -> tuple[Path, str] | None:
     return (Path(src[0]), src[1]) if src else None
 
 
-def _validate(path: Path, name: str, opts: dict[str, Any]) -> Any:
-    """The report for (file, settings), computed once per combination and kept for the session's reruns."""
+def _digest(path: Path) -> str:
+    """The file's content hash, computed once per (path, size, mtime) in the session (reruns are frequent)."""
     from core.datasets.ingest import sha256_file
+
+    if not path.is_file():
+        return str(path)
+    st_ = path.stat()
+    known = st.session_state.setdefault("ds_digests", {})
+    fid = (str(path), st_.st_size, st_.st_mtime_ns)
+    if fid not in known:
+        known[fid] = sha256_file(path)
+    return known[fid]
+
+
+def _validate(path: Path, name: str, opts: dict[str, Any]) -> Any:
+    """The report for (content, settings), computed once per combination and kept for the session's reruns."""
     from core.datasets.validate import validate_file
 
-    digest = sha256_file(path) if path.is_file() else str(path)
+    digest = _digest(path)
     key = (digest, tuple(sorted(opts.items())))
     cached = st.session_state.get("ds_report")
     if cached and cached[0] == key:

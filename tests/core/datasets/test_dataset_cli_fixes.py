@@ -106,3 +106,29 @@ def test_preview_rows_as_turns(tmp_path):
     assert rows[0]["turns"] == [{"role": "user", "content": "Say hi"}, {"role": "chosen", "content": "hi"},
                                 {"role": "rejected", "content": "no"}]
     assert preview_rows(p, "dpo", only="invalid")[0]["turns"] == [{"role": "raw", "content": "{bad"}]
+
+
+def test_save_upload_is_content_addressed_with_progress(console_home):
+    import io
+
+    from core.datasets.ingest import save_upload
+
+    seen: list[float] = []
+    data = (chat(U, A) + "\n").encode() * 50_000  # several chunks
+    first = save_upload(io.BytesIO(data), "My Data.JSONL", seen.append, total=len(data))
+    again = save_upload(data, "renamed.jsonl")
+    assert first == again and first.read_bytes() == data and first.suffix == ".jsonl"
+    assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 1
+    assert list(first.parent.glob("*.part")) == []
+
+
+def test_filter_and_csv_of_issues(tmp_path):
+    from core.datasets.validate import filter_issues, issues_csv
+
+    rep = validate_file(write(tmp_path, [chat(U, A), "{x", chat(U, U), chat({"role": "bot", "content": "x"}, A)]))
+    assert [i.line for i in filter_issues(rep.errors, rules=["invalid_role"])] == [4]
+    assert [i.line for i in filter_issues(rep.errors, text="ASSISTANT turn")] == [3]
+    assert [i.line for i in filter_issues(rep.errors, text="2")] == [2]
+    csv_text = issues_csv(rep.errors)
+    assert csv_text.splitlines()[0] == "line,field,rule,message"
+    assert csv_text.splitlines()[3].startswith("4,messages[0].role,invalid_role,")
