@@ -31,9 +31,11 @@ How a file is judged
   KTO takes kto, or dpo split into a desirable and an undesirable row.
 
 Exit codes: 0 no errors, 1 some errors, 2 the file cannot be read as JSON Lines at all. The last is decided before
-any line is judged for UTF-16/32 files, archives and other binary files, a JSON array (one document, offered a
-conversion) and objects pretty-printed over several lines each; and after reading for a file with no row (empty
-or blank) and one where no line is JSON. Then ``format`` is null and ``message`` says why; for the last case the
+any line is judged for UTF-16/32 files, archives and other binary files, a JSON array (one document, even on one
+line; offered a conversion) and objects pretty-printed over several lines each (the first line is not JSON on its
+own, the whole file is, and it holds fewer values than half its lines: a JSONL file with one row broken over two
+lines is still read line by line); and after reading, for a file with no row (empty or blank) and one where no
+line is JSON. Then ``format`` is null and ``message`` says why; for the last case the
 lines are still named in ``errors``.
 
 Errors are kept per rule up to ``max_errors_per_rule`` (first lines first) while ``stats.error_counts`` counts them
@@ -207,6 +209,10 @@ def _issues(log: IssueLog) -> list[Issue]:
 def _method_fit(scan: Scan, fmt: str | None, method: str | None) -> None:
     from core.config import METHOD_FORMATS
 
+    if fmt == "kto" and len(scan.labels) == 1:
+        which = "true (desirable)" if True in scan.labels else "false (undesirable)"
+        scan.warnings.add(None, "label", "kto_one_label",
+                          f"Every row's label is {which}; KTO learns from both kinds, so add rows of the other label.")
     if not method or not fmt:
         return
     allowed = METHOD_FORMATS.get(method)
@@ -224,10 +230,6 @@ def _method_fit(scan: Scan, fmt: str | None, method: str | None) -> None:
         scan.warnings.add(None, "", "method_conversion",
                           f"KTO splits each of the {scan.valid:,} pairs into a desirable row (chosen) and an "
                           "undesirable one (rejected).")
-    if method == "kto" and fmt == "kto" and len(scan.labels) == 1:
-        which = "true (desirable)" if True in scan.labels else "false (undesirable)"
-        scan.warnings.add(None, "label", "kto_one_label",
-                          f"Every row's label is {which}; KTO learns from both kinds, so add rows of the other label.")
 
 
 def _token_stats(rep: ValidationReport, scan: Scan, path: Path, fmt: str, model: str, max_length: int | None,

@@ -84,6 +84,13 @@ def test_convert_json_array(console_home, tmp_path):
     res = apply_fix(open_store(), "convert_json", p)
     assert (res.kept, res.dropped) == (2, 1) and res.dataset.format == "chat"
     assert validate_file(res.path).exit_code == 0
+    pretty = tmp_path / "pretty.jsonl"  # rows pretty-printed one after another
+    pretty.write_text("\n".join(json.dumps({"text": f"row {i}"}, indent=2) for i in range(3)))
+    rep = validate_file(pretty)
+    assert rep.fatal == "multiline_json" and rep.fixes == ["convert_json"]
+    res = apply_fix(open_store(), "convert_json", pretty)
+    assert res.path.read_text().splitlines() == [json.dumps({"text": f"row {i}"}, separators=(",", ":"))
+                                                 for i in range(3)]
 
 
 def test_ingest_records_the_validator_verdict_and_refuses_unreadable_files(console_home, tmp_path):

@@ -67,7 +67,7 @@ WARNING_CASES = {
     "method_conversion": ([json.dumps({"conversations": [{"from": "human", "value": "hi"},
                                                          {"from": "gpt", "value": "hello"}]})], {"method": "sft"},
                           {(None, "", "method_conversion")}),
-    "kto_one_label": ([KTO, KTO.replace("hi", "hey")], {"method": "kto"}, {(None, "label", "kto_one_label")}),
+    "kto_one_label": ([KTO, KTO.replace("hi", "hey")], {}, {(None, "label", "kto_one_label")}),
     "tokenizer_unavailable": ([text("a")], {"model": "/nonexistent/model-dir"}, {(None, "", "tokenizer_unavailable")}),
 }
 
