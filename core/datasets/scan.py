@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -277,18 +278,28 @@ def json_error_message(s: bytes) -> str:
         raise ValueError(f"{name} is not valid JSON")
 
     fix = "fix the line or drop it."
+    if s.startswith(UTF8_BOM):
+        return ("The line starts with a byte order mark (U+FEFF), which only the start of a file may carry (were "
+                f"files joined together?); remove it.")
     try:
         json.loads(s, parse_constant=no_constant)
     except json.JSONDecodeError as exc:
-        hint = " (two objects on one line? put each on its own line)" if exc.msg == "Extra data" else ""
-        return f"Not valid JSON: {exc.msg}{hint} at column {exc.colno}; {fix}"
+        if exc.msg == "Extra data":
+            rest = exc.doc[exc.pos:exc.pos + 1]
+            hint = (" (a comma after the object? JSON Lines has none between rows)" if rest == "," else
+                    " (two objects on one line? put each on its own line)" if rest in "{[" else "")
+            return f"Not valid JSON: text after the end of the value{hint} at column {exc.colno}; {fix}"
+        return f"Not valid JSON: {exc.msg} at column {exc.colno}; {fix}"
     except RecursionError:
         return f"Not valid JSON here: nested too deeply; {fix}"
     except ValueError as exc:
         return f"Not valid JSON: {exc}; use null or a number, or {fix}"
-    if b"\\u" in s:
+    if _SURROGATE.search(s):
         return f"The line holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is not valid text; {fix}"
-    return f"Not valid JSON: a number is out of range; {fix}"
+    return f"Not valid JSON: a number is out of range (over about 1.8e308); {fix}"
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def guess_format(path: Path, bom: bool) -> str | None:

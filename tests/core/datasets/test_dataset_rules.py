@@ -151,3 +151,18 @@ def test_capped_per_rule_with_counts(tmp_path):
     assert rep.stats["error_counts"] == {"empty_value": 30, "invalid_json": 5}
     assert [e.line for e in rep.errors if e.rule == "empty_value"] == list(range(2, 12))  # the first ten
     assert len([e for e in rep.errors if e.rule == "invalid_json"]) == 5 and rep.stats["issues_capped"]
+
+
+@pytest.mark.parametrize("line,says", [
+    (b'\xef\xbb\xbf{"text": "b"}', "byte order mark"),
+    (b'{"text": "c"},', "a comma after the object"),
+    (b'{"text": "d"} {"text": "e"}', "two objects on one line"),
+    (b'{"text": NaN}', "NaN is not valid JSON"),
+    (b'{"text": "\\ud800"}', "unpaired UTF-16 surrogate"),
+    (b'{"text": 1e999}', "out of range"),
+    (b'{"text": "a"', "column"),
+])
+def test_invalid_json_messages_say_what_is_wrong(tmp_path, line, says):
+    rep = validate_file(write(tmp_path, [text("a"), line]))
+    (err,) = rep.errors
+    assert (err.line, err.rule) == (2, "invalid_json") and says in err.message
