@@ -107,7 +107,9 @@ class Scan:
         dup_hashes, dup_lines = self.dups.arrays()
         dups_spill = self.dups.spill_rows
         row_hash = _row_hash
-        total_chars = rows = parsed = valid_rows = 0
+        bom = self.bom
+        total_chars = rows = parsed = valid_rows = fast = 0
+        chars_next, spots_next = chars.next, spots.next
         with self.path.open("rb", buffering=1 << 20) as f:
             f.seek(self.begin)
             readline = f.readline
@@ -128,7 +130,7 @@ class Scan:
                     err(lineno, "", "line_too_long", f"The line is over {MAX_LINE_BYTES >> 20} MiB and was not read; "
                                                      "split the row into shorter ones or drop it.")
                     continue
-                if start == 0 and self.bom:
+                if start == 0 and bom:
                     raw = raw[3:]
                     start = 3
                 s = raw.strip()
@@ -147,7 +149,9 @@ class Scan:
                         n = typed_accept(typed(s), roles)
                     except REFUSED:
                         pass
-                if n < 0:
+                if n >= 0:
+                    fast += 1
+                else:
                     try:
                         row = decode(s)
                         valid = True
@@ -156,44 +160,44 @@ class Scan:
                         if row is _UNREAD:
                             continue
                         valid = False
-                    if valid and type(row) is dict:
-                        n = accept(row, roles)
-                parsed += 1
-                if n >= 0:
-                    # The common case, inlined (the same as _count_valid): a valid row of the file's format.
-                    votes[fmt] += 1  # type: ignore[index]
-                    valid_rows += 1
-                    total_chars += n
-                    if chars.seen < chars.size or chars.seen == chars.next:
-                        chars.add(n)
+                    if valid and type(row) is dict and (n := accept(row, roles)) >= 0:
+                        fast += 1
                     else:
-                        chars.seen += 1
-                    if n > long_row:
-                        self._long_row(lineno, n)
-                    dup_hashes.append(row_hash(s))
-                    dup_lines.append(lineno)
-                    if len(dup_hashes) >= dups_spill:
-                        self.dups.spill()
-                        dup_hashes, dup_lines = self.dups.arrays()
-                    if spots.seen < spots.size or spots.seen == spots.next:
-                        spots.add((start, len(raw), lineno))
-                    else:
-                        spots.seen += 1
-                    continue
-                row_format, problems = judge(row, fmt)
-                if row_format is not None:
-                    votes[row_format] = votes.get(row_format, 0) + 1
-                if problems:
-                    for field, rule, message in problems:
-                        err(lineno, field, rule, message)
-                elif valid:
-                    self.total_chars += self._count_valid(row, lineno, s, start, len(raw))
+                        parsed += 1
+                        row_format, problems = judge(row, fmt)
+                        if row_format is not None:
+                            votes[row_format] = votes.get(row_format, 0) + 1
+                        if problems:
+                            for field, rule, message in problems:
+                                err(lineno, field, rule, message)
+                            continue
+                        if not valid:
+                            continue
+                        n = row_chars(row, fmt, roles)  # type: ignore[arg-type]
+                        if fmt == "kto":
+                            self.labels[row["label"]] = self.labels.get(row["label"], 0) + 1
+                # A valid row of the file's format.
+                total_chars += n
+                if valid_rows == chars_next:
+                    chars_next = chars.take(valid_rows, n)
+                if valid_rows == spots_next:
+                    spots_next = spots.take(valid_rows, (start, len(raw), lineno))
+                valid_rows += 1
+                if n > long_row:
+                    self._long_row(lineno, n)
+                dup_hashes.append(row_hash(s))
+                dup_lines.append(lineno)
+                if len(dup_hashes) >= dups_spill:
+                    self.dups.spill()
                     dup_hashes, dup_lines = self.dups.arrays()
         self.lines = lineno
         self.total_chars += total_chars
         self.rows += rows
-        self.parsed += parsed
+        self.parsed += parsed + fast
         self.valid += valid_rows
+        chars.seen = spots.seen = valid_rows
+        if fmt:
+            votes[fmt] += fast
         return self
 
     def _undecodable(self, lineno: int, s: bytes) -> Any:
@@ -211,20 +215,6 @@ class Scan:
                 return _UNREAD
         self.errors.add(lineno, "", "invalid_json", json_error_message(s))
         return _UNREAD
-
-    def _count_valid(self, row: dict[str, Any], lineno: int, s: bytes, start: int, length: int) -> int:
-        fmt = self.file_format
-        self.valid += 1
-        n = row_chars(row, fmt, self.roles)  # type: ignore[arg-type]
-        self.chars.add(n)
-        if n > self.long_row_chars:
-            self._long_row(lineno, n)
-        self.dups.add(_row_hash(s), lineno)
-        self.spots.add((start, length, lineno))
-        if fmt == "kto":
-            lab = row["label"]
-            self.labels[lab] = self.labels.get(lab, 0) + 1
-        return n
 
     def _long_row(self, lineno: int, n: int) -> None:
         self.long_rows += 1

@@ -49,28 +49,36 @@ def row_chars(row: dict[str, Any], fmt: str, roles: dict[str, int]) -> int:
 
 class Reservoir:
     """A uniform sample of at most ``size`` items from a stream of unknown length (Li's algorithm L: one random
-    draw per replacement, not per item, so the common path is one integer comparison)."""
+    draw per replacement, not per item). ``next`` is the index of the next item the sample wants, so a hot loop can
+    compare one integer and call ``take`` only then (setting ``seen`` itself at the end)."""
 
     def __init__(self, size: int, seed: int = 0) -> None:
         self.size = size
         self.items: list[Any] = []
         self.seen = 0
+        self.next = 0
         self._rng = random.Random(seed)
         self._w = 1.0
-        self.next = size
 
     def add(self, item: Any) -> None:
         i = self.seen
         self.seen = i + 1
+        if i == self.next:
+            self.take(i, item)
+
+    def take(self, i: int, item: Any) -> int:
+        """Item number ``i`` (0-based; ``i == next``); returns the new ``next``."""
         if i < self.size:
             self.items.append(item)
-            if i + 1 == self.size:
+            self.next = i + 1
+            if self.next == self.size:
                 self._w = math.exp(math.log(self._rng.random() or 1e-300) / self.size)
                 self._skip()
-        elif i == self.next:
+        else:
             self.items[self._rng.randrange(self.size)] = item
             self._w *= math.exp(math.log(self._rng.random() or 1e-300) / self.size)
             self._skip()
+        return self.next
 
     def _skip(self) -> None:
         if self._w >= 1.0:  # only when random() returned 0; never replace again rather than divide by zero
