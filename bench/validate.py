@@ -5,10 +5,11 @@
     python bench/validate.py --tools ours,datasets --keep
 
 Generates a chat JSONL file, then runs each tool in its own subprocess (one after the other, so they do not
-compete for the cores) and prints wall time, rows/s and the peak RSS of that subprocess alone (``wait4``), and our
-ratio to each baseline. CPU time (all threads and worker processes, imports included) is printed too: on a busy
-machine it is steadier than wall time, which then mostly measures the wait for a core. Our run checks every rule and computes the char-length statistics and duplicates, without
-a tokenizer (issue 3). Targets: our wall time at most the datasets loader's, our peak RSS at most 150 MB.
+compete for the cores) and prints wall time, rows/s, CPU time and the peak RSS of that subprocess and its worker
+processes, and our ratio to each baseline. CPU time counts all threads and waited-for workers, imports included:
+on a busy machine it is steadier than wall time, which then mostly measures the wait for a core. Our run checks
+every rule and computes the char-length statistics and duplicates, without a tokenizer (issue 3). Targets: our
+wall time at most the datasets loader's, our peak RSS at most 150 MB.
 """
 
 from __future__ import annotations
