@@ -325,10 +325,11 @@ def workers_for(size: int) -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    try:
-        idle = cpus - os.getloadavg()[0]
-    except OSError:
-        idle = cpus
+    if cpus < 2:
+        return 1
+    import psutil
+
+    idle = cpus * (1 - psutil.cpu_percent(interval=0.2) / 100)  # now, not the lagging load average
     return max(1, min(int(idle + 0.5), 8, size // (16 << 20)))
 
 
