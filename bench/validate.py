@@ -47,7 +47,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             ]}) + "\n")
 
 
-def run_tool(tool: str, path: str, scratch: str) -> dict:
+def run_tool(tool: str, path: str, scratch: str, workers: int | None = None) -> dict:
     """Runs inside the child process: import, then the operation; prints seconds and rows."""
     t0 = time.perf_counter()
     if tool == "ours":
@@ -55,7 +55,7 @@ def run_tool(tool: str, path: str, scratch: str) -> dict:
         from core.datasets.validate import validate_file
 
         t1 = time.perf_counter()
-        rep = validate_file(path)
+        rep = validate_file(path, workers=workers)
         rows, extra = rep.valid_rows, {"errors": sum(rep.stats["error_counts"].values()),
                                        "duplicates": rep.stats["duplicates"]}
     elif tool == "pandas":
@@ -86,14 +86,16 @@ def _tree_rss(root: psutil.Process) -> int:
     return total
 
 
-def measure(tool: str, path: Path) -> dict:
+def measure(tool: str, path: Path, workers: int | None = None) -> dict:
     """Run one tool in a fresh subprocess. Peak RSS is the larger of the process's own peak (``wait4``) and the
     peak of its whole process tree sampled every 20 ms (our validator reads large files in worker processes)."""
     scratch = tempfile.mkdtemp(prefix=f"bench-{tool}-", dir=path.parent)
     try:
         with tempfile.TemporaryFile() as out:
-            proc = subprocess.Popen([sys.executable, __file__, "--run-tool", tool, str(path), "--scratch", scratch],
-                                    stdout=out, cwd=ROOT)
+            cmd = [sys.executable, __file__, "--run-tool", tool, str(path), "--scratch", scratch]
+            if workers:
+                cmd += ["--workers", str(workers)]
+            proc = subprocess.Popen(cmd, stdout=out, cwd=ROOT)
             root, tree_peak = psutil.Process(proc.pid), 0
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -119,11 +121,12 @@ def main() -> None:
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the generated file goes")
     ap.add_argument("--tools", default="ours,pandas,datasets")
     ap.add_argument("--keep", action="store_true", help="keep the generated file for another run")
+    ap.add_argument("--workers", type=int, help="our worker processes (default: one per idle core)")
     ap.add_argument("--run-tool", nargs=2, metavar=("TOOL", "FILE"), help=argparse.SUPPRESS)
     ap.add_argument("--scratch", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.run_tool:
-        print(json.dumps(run_tool(a.run_tool[0], a.run_tool[1], a.scratch)))
+        print(json.dumps(run_tool(a.run_tool[0], a.run_tool[1], a.scratch, a.workers)))
         return
     path = Path(a.dir) / f"ftc-bench-chat-{a.rows}.jsonl"
     if not path.exists():
@@ -134,7 +137,7 @@ def main() -> None:
     print(f"{a.rows:,} chat rows, {size_mb:,.0f} MB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     results = {}
     for tool in a.tools.split(","):
-        results[tool] = r = measure(tool, path)
+        results[tool] = r = measure(tool, path, a.workers if tool == "ours" else None)
         print(f"{tool:<9} wall {r['op_s']:7.2f} s (+{r['import_s']:.2f} s import)  {r['rows'] / r['op_s']:>11,.0f} rows/s"
               f"  {size_mb / r['op_s']:6.1f} MB/s  CPU {r['cpu_s']:7.2f} s  peak RSS {r['peak_rss_mb']:8.1f} MB"
               f"  rows {r['rows']:,}", flush=True)

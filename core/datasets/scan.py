@@ -72,7 +72,7 @@ class Scan:
 
     def __init__(self, path: Path, file_format: str | None, *, bom: bool = False, cap: int = 1000,
                  long_row_chars: int = 32_768, token_sample: int = 2000, begin: int = 0, end: int | None = None,
-                 spill_dir: str | None = None, tag: int = 0, seed: int = 0) -> None:
+                 spill_dir: str | None = None, tag: int = 0, seed: int = 0, spill_rows: int = 1_000_000) -> None:
         self.path = path
         self.file_format = file_format
         self.bom = bom and begin == 0
@@ -87,7 +87,7 @@ class Scan:
         self.long_rows = 0
         self.chars = Reservoir(CHAR_SAMPLE, seed=seed)
         self.spots = Reservoir(token_sample, seed=seed + 1)
-        self.dups = DuplicateFinder(spill_dir=spill_dir, tag=tag)
+        self.dups = DuplicateFinder(spill_rows, spill_dir=spill_dir, tag=tag)
         self.roles: dict[str, int] = {}
         self.labels: dict[bool, int] = {}
         self.duplicates: tuple[int, list[tuple[int, int]]] = (0, [])
@@ -225,8 +225,9 @@ class Scan:
     # -- ranges read in parallel ----------------------------------------------------------------------------
 
     def for_merge(self) -> Scan:
-        """Ready to pickle back to the parent: duplicates handed over as files in the shared spill folder."""
-        self.dups.spill()
+        """Ready to pickle back to the parent; a range that spilled duplicates to files hands them all over as files."""
+        if self.dups.spilled:
+            self.dups.spill()
         return self
 
     def merge(self, other: Scan) -> None:

@@ -128,8 +128,9 @@ def percentiles(values: list[int], *, total: int | None = None, count: int | Non
 class DuplicateFinder:
     """Exact duplicate rows by 64-bit hash (xxh3: the same in every process), in 12 bytes a row. Beyond ``spill_rows`` the (hash, line) pairs go to
     hash-partitioned files, so memory stays bounded whatever the file's length; finding the repeats then reads one
-    partition at a time. Worker processes reading ranges of one file spill into a shared folder, each under its
-    ``tag``, and the parent ``adopt``s them with their line offsets."""
+    partition at a time. Worker processes reading ranges of one file hand their pairs back in memory (numpy stays
+    out of them), or, past ``spill_rows``, as files in a shared folder under their ``tag``; the parent ``adopt``s
+    them with their line offsets."""
 
     BUCKETS = 16
 
@@ -147,6 +148,10 @@ class DuplicateFinder:
         self._lines.append(line)
         if len(self._hashes) >= self.spill_rows:
             self.spill()
+
+    @property
+    def spilled(self) -> bool:
+        return bool(self._parts)
 
     def arrays(self) -> tuple[array, array]:
         """The current (hashes, lines) arrays, for a caller that appends to them itself and calls ``spill``
@@ -180,10 +185,18 @@ class DuplicateFinder:
         self._lines = array("I")
 
     def adopt(self, other: DuplicateFinder, line_offset: int) -> None:
-        """Take in another range's spilled pairs (same shared folder), its lines shifted by ``line_offset``."""
-        self.spill()
+        """Take in another range's pairs, its lines shifted by ``line_offset``: those it spilled stay in their files
+        (same shared folder), those it kept in memory join this finder's."""
         for tag, off in other._parts.items():
             self._parts[tag] = off + line_offset
+        if other._hashes:
+            import numpy as np
+
+            self._hashes.extend(other._hashes)
+            shifted = np.frombuffer(other._lines, dtype=np.uint32) + np.uint32(line_offset)
+            self._lines.frombytes(shifted.astype(np.uint32).tobytes())
+            if len(self._hashes) >= self.spill_rows:
+                self.spill()
 
     def finish(self, keep: int) -> tuple[int, list[tuple[int, int]]]:
         """(number of rows that repeat an earlier row, the first ``keep`` of them as (line, first line))."""

@@ -136,6 +136,17 @@ def test_parallel_ranges_match_one_pass(tmp_path):
     assert one.stats == many.stats and one.stats["duplicates"] == lines.count(chat(U, A)) - 1
 
 
+def test_parallel_duplicates_spilled_by_workers_match_one_pass(tmp_path):
+    from core.datasets.scan import scan_file
+
+    lines = [text(f"row {i % 150}") if i % 7 else "" for i in range(1200)]  # repeats, blank lines shift numbers
+    p = write(tmp_path, lines)
+    one = scan_file(p, "text", workers=1, spill_rows=40)
+    many = scan_file(p, "text", workers=3, spill_rows=40)
+    rows = [x for x in lines if x]
+    assert one.duplicates == many.duplicates and one.duplicates[0] == len(rows) - len(set(rows))
+
+
 def test_duplicate_finder_spills_and_agrees():
     pairs = [(xxh3_64_intdigest(b"row %d" % (i % 37)), i + 1) for i in range(500)]
     small, big = DuplicateFinder(spill_rows=64), DuplicateFinder()
