@@ -60,14 +60,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     def human(d: dict[str, Any]) -> str:
         if d.get("fatal"):
-            return f"Cannot read {args.file}: {d['fatal']}"
-        lines = [f"format: {d['format']}  rows: {d['rows']}  valid: {d['valid_rows']}  errors: {len(d['errors'])}"]
-        lines += [f"  line {e['line']}: {e['field'] or '-'}: [{e['rule']}] {e['message']}" for e in d["errors"][:50]]
+            return f"Cannot read {args.file} as JSON Lines [{d['fatal']}]: {d['message']}"
+        counts = d["stats"].get("error_counts", {})
+        lines = [f"format: {d['format']}  rows: {d['rows']}  valid: {d['valid_rows']}  "
+                 f"errors: {sum(counts.values())}  warnings: {len(d['warnings'])}"]
+        lines += [f"  line {e['line'] or '-'}: {e['field'] or '-'}: [{e['rule']}] {e['message']}" for e in d["errors"][:50]]
         return "\n".join(lines)
 
     _emit(args, data, human)
-    if rep.fatal and not args.json:
-        print(rep.fatal, file=sys.stderr)
     return rep.exit_code
 
 

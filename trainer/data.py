@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import METHOD_FORMATS, TrainingConfig
-from core.datasets.formats import detect_row_format, prediction_sample, to_training_row
+from core.datasets.formats import detect_row_format, prediction_sample, split_sizes, to_training_row
+from core.datasets.rules import row_problems
 from core.errors import DatasetError
 
 
@@ -64,15 +65,13 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
         allowed = ", ".join(METHOD_FORMATS[method])
         raise DatasetError(f"{method.upper()} cannot learn from '{fmt}' rows; it takes {allowed}.",
                            hint="Pick another method or upload a matching dataset.")
-    usable = [(n, r) for n, r in lines if detect_row_format(r) == fmt]
+    usable = [(n, r) for n, r in lines if detect_row_format(r) == fmt and not row_problems(r, fmt)]  # as validated
     skipped += len(lines) - len(usable)
     rng = random.Random(cfg.data.seed)
     rng.shuffle(usable)
     if cfg.data.max_samples:
         usable = usable[: cfg.data.max_samples]
-    n_eval = int(round(len(usable) * cfg.data.eval_split))
-    if cfg.data.eval_split > 0 and len(usable) > 1:
-        n_eval = max(1, n_eval)
+    n_eval = split_sizes(len(usable), cfg.data.eval_split)[1]
     eval_src, train_src = usable[:n_eval], usable[n_eval:]
     if not train_src:
         raise DatasetError("No training rows are left after the evaluation split; lower data.eval_split.")

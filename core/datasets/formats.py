@@ -26,13 +26,32 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 
 
 def detect_row_format(row: Any) -> str | None:
-    if not isinstance(row, dict):
+    """The format whose keys the row has, most specific first (the order of ``_SIGNATURES``); extra keys are
+    ignored. The validator calls this once per row, hence the unrolled membership tests."""
+    if type(row) is not dict:
         return None
-    keys = set(row)
-    for name, required in _SIGNATURES:
-        if required <= keys:
-            return name
+    if "prompt" in row:
+        if "chosen" in row and "rejected" in row:
+            return "dpo"
+        if "completion" in row:
+            return "kto" if "label" in row else "prompt_completion"
+    if "instruction" in row and "output" in row:
+        return "instruction"
+    if "messages" in row:
+        return "chat"
+    if "conversations" in row:
+        return "sharegpt"
+    if "text" in row:
+        return "text"
     return None
+
+
+def signature(fmt: str) -> frozenset[str]:
+    """The keys a row of ``fmt`` must have."""
+    return _SIGNATURE_OF[fmt]
+
+
+_SIGNATURE_OF = dict(_SIGNATURES)
 
 
 def sharegpt_to_messages(conversations: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -50,7 +69,11 @@ def to_chat(row: dict[str, Any], fmt: str) -> dict[str, Any] | None:
     if fmt == "chat":
         return {"messages": row["messages"]}
     if fmt == "sharegpt":
-        return {"messages": sharegpt_to_messages(row["conversations"])}
+        msgs = sharegpt_to_messages(row["conversations"])
+        # LLaMA-Factory's ShareGPT layout carries the system prompt beside the turns.
+        if isinstance(row.get("system"), str) and row["system"] and not (msgs and msgs[0]["role"] == "system"):
+            msgs.insert(0, {"role": "system", "content": row["system"]})
+        return {"messages": msgs}
     if fmt == "instruction":
         msgs = [{"role": "user", "content": instruction_prompt(row)}, {"role": "assistant", "content": row["output"]}]
         if row.get("system"):
@@ -123,3 +146,13 @@ def prediction_sample(row: dict[str, Any], fmt: str) -> tuple[Any, str] | None:
         cut = max(1, len(words) // 2)
         return " ".join(words[:cut]), " ".join(words[cut:])
     return None
+
+
+def split_sizes(rows: int, eval_split: float, max_samples: int | None = None) -> tuple[int, int]:
+    """(train, eval) row counts the trainer makes from ``rows`` usable rows (trainer/data.py ``prepare``)."""
+    if max_samples:
+        rows = min(rows, max_samples)
+    n_eval = int(round(rows * eval_split))
+    if eval_split > 0 and rows > 1:
+        n_eval = max(1, n_eval)
+    return rows - n_eval, n_eval

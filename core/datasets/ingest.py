@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.datasets.formats import detect_row_format
 from core.errors import DatasetError, InputError, NotFoundError
 from core.store.records import DatasetRecord
 
@@ -24,26 +24,11 @@ def sha256_file(path: Path) -> str:
 
 
 def quick_scan(path: Path, limit: int | None = None) -> dict[str, Any]:
-    """Rows, majority format and invalid-line count, streaming. The full validator gives more."""
-    rows = valid = 0
-    counts: dict[str, int] = {}
-    with path.open("rb") as f:
-        for i, raw in enumerate(f):
-            if limit is not None and i >= limit:
-                break
-            if not raw.strip():
-                continue
-            rows += 1
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            fmt = detect_row_format(obj)
-            if fmt:
-                valid += 1
-                counts[fmt] = counts.get(fmt, 0) + 1
-    fmt = max(counts, key=counts.get) if counts else None
-    return {"rows": rows, "valid_rows": counts.get(fmt, 0) if fmt else 0, "format": fmt, "formats": counts}
+    """The validator's verdict in brief (rows, valid rows, format, per-format counts), for the datasets row."""
+    from core.datasets.validate import validate_file
+
+    rep = validate_file(path, max_errors_per_rule=10)
+    return rep.summary()
 
 
 def ingest_file(store: Any, src: str | Path, *, name: str | None = None, stats: dict[str, Any] | None = None) -> DatasetRecord:
@@ -63,14 +48,39 @@ def ingest_file(store: Any, src: str | Path, *, name: str | None = None, stats: 
         shutil.copyfile(src, tmp)
         tmp.replace(dest)
     scan = stats or quick_scan(dest)
-    if not scan.get("rows"):
-        raise DatasetError(f"{src.name} has no rows; upload a JSONL file with one JSON object per line.")
+    if scan.get("fatal") or not scan.get("rows"):
+        dest.unlink(missing_ok=True)
+        raise DatasetError(scan.get("message") or f"{src.name} has no rows; upload a JSONL file with one JSON "
+                                                  "object per line.")
     rec = DatasetRecord(
         id=f"ds_{digest[:16]}", name=name or src.name, content_hash=digest, path=str(dest),
         format=scan.get("format"), row_count=scan.get("rows", 0), valid_rows=scan.get("valid_rows", 0),
         size_bytes=dest.stat().st_size, stats=scan,
     )
     return store.add_dataset(rec)
+
+
+def save_upload(data: bytes | BinaryIO, name: str, progress: Any = None, total: int | None = None) -> Path:
+    """Stage an upload under ``$CONSOLE_HOME/uploads/<sha256><suffix>`` (the same content, the same file) before
+    it is validated and, when readable, ingested; ``progress(fraction)`` follows the copy."""
+    from core.paths import console_home
+
+    d = console_home() / "uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    size = total or (len(data) if isinstance(data, (bytes, bytearray)) else None)
+    done = 0
+    with tempfile.NamedTemporaryFile("wb", dir=d, suffix=".part", delete=False) as f:
+        while chunk := src.read(CHUNK * 4):
+            f.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress and size:
+                progress(min(1.0, done / size))
+    dest = d / f"{h.hexdigest()}{Path(name).suffix.lower() or '.jsonl'}"
+    Path(f.name).replace(dest)
+    return dest
 
 
 def ingest_bytes(store: Any, data: bytes | BinaryIO, name: str, **kw: Any) -> DatasetRecord:
