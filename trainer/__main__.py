@@ -77,7 +77,8 @@ def run_job(spec, *, resume: bool = False, run=None, extra_callbacks: list | Non
         reporter.finish("failed", reason=info.message, error_message=info.message)
         return 1
     fields = {"reason": result.reason, "final_loss": result.final_loss, "current_step": result.total_steps,
-              "artifact_path": result.artifact_path, "dataset_size": result.dataset_size}
+              "artifact_path": result.artifact_path, "dataset_size": result.dataset_size,
+              "total_cost_usd": result.cost_usd}
     if result.status == "completing":
         fields["progress"] = 1.0
     print(f"[trainer] {result.status}: {result.total_steps} steps in {result.train_seconds:.1f}s "

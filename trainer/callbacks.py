@@ -98,10 +98,13 @@ class MetricsCallback(TrainerCallback):
         self.run.current_step = state.global_step
         self._step_last = self._first_step = state.global_step
         self._tokens_last = 0.0
+        self._t_first = None
         if self.run.is_main:
             self.reporter.job(total_steps=state.max_steps, current_step=state.global_step)
 
     def on_step_begin(self, args, state, control, **kw):
+        if not self.run.is_main:
+            return
         now = time.perf_counter()
         self._t_step = now
         if self._t_first is None:

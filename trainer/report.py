@@ -152,17 +152,26 @@ def _looks_transient(exc: Exception) -> bool:
 
 
 def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> None:
-    """Apply spooled entries to a store, idempotently. Also used by the console to ingest pulled rows."""
+    """Apply spooled entries to a store, idempotently. Also used by the console to ingest pulled rows.
+
+    Rows go in one upsert per table and consecutive job updates in one update (the newest value of each field
+    wins), so a batch costs a few statements however many steps it carries; status changes and errors keep their
+    place in the order.
+    """
     metrics: list[dict[str, Any]] = []
     preds: list[dict[str, Any]] = []
+    job: dict[str, Any] = {}
 
-    def flush_rows() -> None:
+    def flush_pending() -> None:
         if metrics:
             store.upsert_metrics(job_id, metrics)
             metrics.clear()
         if preds:
             store.upsert_predictions(job_id, preds)
             preds.clear()
+        if job:
+            store.update_job(job_id, **_merged_estimate(store, job_id, job))
+            job.clear()
 
     for e in entries:
         kind, payload = e["kind"], e.get("payload") or {}
@@ -170,21 +179,20 @@ def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> Non
             metrics.extend(payload["rows"])
         elif kind == "predictions":
             preds.extend(payload["rows"])
+        elif kind in ("job", "heartbeat"):
+            if "estimate" in payload and "estimate" in job:
+                payload = {**payload, "estimate": {**job["estimate"], **(payload["estimate"] or {})}}
+            job.update(payload)
         else:
-            flush_rows()  # keep order between rows and state changes
+            flush_pending()  # rows and fields land before the state change that follows them
             if kind == "status":
-                fields = dict(payload.get("fields") or {})
-                store.transition_job(job_id, payload["status"], **fields)
-            elif kind == "job":
-                store.update_job(job_id, **_merged_estimate(store, job_id, payload))
+                store.transition_job(job_id, payload["status"], **dict(payload.get("fields") or {}))
             elif kind == "error":
                 known = {(x.error_type, x.error_message) for x in store.get_errors(job_id)}
                 if (payload["error_type"], payload["message"]) not in known:
                     store.add_error(job_id, payload["error_type"], payload["message"], payload.get("traceback"),
                                     payload.get("hint"))
-            elif kind == "heartbeat":
-                store.update_job(job_id, **payload)
-    flush_rows()
+    flush_pending()
 
 
 def _merged_estimate(store: Any, job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +216,7 @@ class Reporter:
     def __init__(
         self, sink: Sink, job_id: str, spool_path: str | Path, *, batch_max: int = 500, backoff_base_s: float = 0.25,
         backoff_max_s: float = 15.0, cancel_poll_s: float = 2.0, heartbeat_interval_s: float = 5.0,
-        idle_wait_s: float = 0.5, poison_after: int = 3,
+        idle_wait_s: float = 0.5, poison_after: int = 3, linger_s: float = 1.0,
     ) -> None:
         self.sink = sink
         self.job_id = job_id
@@ -223,6 +231,8 @@ class Reporter:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.idle_wait_s = idle_wait_s
         self.poison_after = poison_after
+        self.linger_s = linger_s
+        self._draining = 0  # flush() callers waiting: no lingering while someone waits
 
         self._cv = threading.Condition()
         self._wake = threading.Event()  # cuts a backoff short: set by flush and close, not by new rows
@@ -277,14 +287,18 @@ class Reporter:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         with self._cv:
+            self._draining += 1
             self._cv.notify_all()
-            while self._pending:
-                if not self._thread.is_alive():
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cv.wait(timeout=min(0.2, remaining) if remaining else 0.2)
+            try:
+                while self._pending:
+                    if not self._thread.is_alive():
+                        return False
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cv.wait(timeout=min(0.2, remaining) if remaining else 0.2)
+            finally:
+                self._draining -= 1
         return True
 
     def finish(self, status: str | None = None, timeout: float = 600.0, **fields: Any) -> bool:
@@ -356,6 +370,12 @@ class Reporter:
         with self._cv:
             if not self._pending and not self._stop:
                 self._cv.wait(timeout=self.idle_wait_s)
+            # Linger a moment so one transaction carries several steps' rows instead of one each.
+            while self._pending and not (self._stop or self._draining) and len(self._pending) < self.batch_max:
+                left = self.linger_s - (time.time() - self._pending[0]["ts"])
+                if left <= 0:
+                    break
+                self._cv.wait(timeout=left)
             batch = list(self._pending[: 1 if self._entry_failures else self.batch_max])
             stopping = self._stop
         self._poll_side_channels()

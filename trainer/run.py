@@ -40,6 +40,7 @@ class RunResult:
     prediction_seconds: float
     prediction_calls: int
     dataset_size: int
+    cost_usd: float = 0.0
     resumed_from: str | None = None
 
 
@@ -225,7 +226,8 @@ def train(spec: JobSpec, reporter: Any, *, resume: bool = False, run: RunState |
         status=run.stop_reason or "completing", reason=run.stop_detail, final_loss=final_loss,
         artifact_path=artifact, total_steps=trainer.state.global_step, train_seconds=train_seconds,
         prediction_seconds=run.prediction_seconds, prediction_calls=run.prediction_calls,
-        dataset_size=len(built.data.train) + len(built.data.eval), resumed_from=ckpt,
+        dataset_size=len(built.data.train) + len(built.data.eval), cost_usd=round(run.cost_now(), 6),
+        resumed_from=ckpt,
     )
 
 

@@ -20,8 +20,11 @@ from core.errors import LaunchError
 from core.paths import PROJECT_ROOT
 from core.providers.base import GPUOffer, LaunchRequest, Provider, ProviderRef, ProviderStatus, register
 
-# $1 is the exit-status file, the rest the trainer's command line (one process, or torchrun for several).
-WRAPPER = 'exit_file="$1"; shift; "$@"; echo $? > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"'
+# $1 is the exit-status file, the rest the trainer's command line (one process, or torchrun for several). The
+# shell ignores SIGTERM so that a cancel, which signals the whole group, still gets the trainer's exit status
+# recorded; the trainer installs its own SIGTERM handler (graceful stop).
+WRAPPER = ('trap "" TERM; exit_file="$1"; shift; "$@"; echo $? > "$exit_file.tmp" && mv "$exit_file.tmp" '
+           '"$exit_file"')
 
 
 def _gpu_count() -> int:

@@ -67,7 +67,7 @@ def test_a_backoff_is_not_cut_short_by_new_rows(store, job, tmp_path):
         def close(self):
             pass
 
-    rep = Reporter(Down(), "job_report", tmp_path / "spool.jsonl", backoff_base_s=0.2, backoff_max_s=5)
+    rep = Reporter(Down(), "job_report", tmp_path / "spool.jsonl", backoff_base_s=0.2, backoff_max_s=5, linger_s=0)
     done = threading.Event()
     for step in range(60):
         rep.metrics([{"step": step}])
@@ -123,3 +123,18 @@ def test_replaying_a_spool_twice_writes_each_row_once(store, job, tmp_path):
 def test_the_trainers_estimate_joins_the_consoles(store, job):
     apply_entries(store, "job_report", [{"seq": 1, "kind": "job", "payload": {"estimate": {"eta_seconds": 12.0}}}])
     assert store.get_job("job_report").estimate == {"cost_usd": 1.5, "eta_seconds": 12.0}
+
+
+def test_rows_logged_close_together_travel_in_one_transaction(store, job, tmp_path):
+    sink = SQLiteSink(str(store.path), "job_report")
+    writes = []
+    real_write = sink.write
+    sink.write = lambda entries: (writes.append(len(entries)), real_write(entries))
+    rep = Reporter(sink, "job_report", tmp_path / "spool.jsonl", linger_s=2.0)
+    for step in range(1, 21):
+        rep.metrics([{"step": step, "loss": 1.0}])
+        rep.job(current_step=step)
+    wait_for("the batch to land", lambda: store.count_metrics("job_report") == 20, timeout=60)
+    rep.close()
+    assert writes == [40]
+    assert store.get_job("job_report").current_step == 20
