@@ -91,3 +91,49 @@ def reporting_summary(log_text: str) -> dict[str, int]:
     assert m, "the trainer printed no reporting summary"
     sent, errors, refused = (int(x) for x in m[-1])
     return {"sent": sent, "sink_errors": errors, "refused": refused}
+
+
+class WeightWatch:
+    """Copies the trainable parameters when training starts and ends (a TrainerCallback)."""
+
+    def __init__(self) -> None:
+        from transformers import TrainerCallback
+
+        watch = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kw):
+                watch.before = watch.snapshot(model)
+                watch.collator = getattr(train_dataloader, "collate_fn", None)
+
+            def on_train_end(self, args, state, control, model=None, **kw):
+                watch.after = watch.snapshot(model)
+
+        self.callback = _CB()
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+        self.collator: Any = None
+
+    @staticmethod
+    def snapshot(model: Any) -> dict[str, Any]:
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def changed(self) -> list[str]:
+        import torch
+
+        return [n for n in self.before if not torch.equal(self.before[n], self.after[n])]
+
+
+def run_in_process(store: Any, cfg: Any, out: Path, **spec_kw: Any) -> tuple[int, Any, Any, WeightWatch]:
+    from core.jobs import JobService
+    from core.jobspec import JobSpec, SinkSpec
+    from trainer.__main__ import run_job
+
+    job = JobService(store).create(cfg)
+    store.transition_job(job.id, "provisioning")
+    spec = JobSpec(job_id=job.id, config=cfg, dataset_path=cfg.data.train_path, output_dir=str(out),
+                   sink=SinkSpec(kind="sqlite", path=str(store.path)), spool_path=str(out / "spool.jsonl"),
+                   heartbeat_interval_s=0.2, cancel_poll_s=0.2, system_sample_s=0.2, **spec_kw)
+    watch = WeightWatch()
+    code = run_job(spec, extra_callbacks=[watch.callback])
+    return code, store.get_job(job.id), spec, watch
