@@ -46,7 +46,7 @@ METHOD_INFO: dict[str, dict[str, Any]] = {
         "label": "ORPO", "title": "Odds-ratio preference optimization", "experimental": True,
         "trl_trainer": "trl.experimental.orpo.ORPOTrainer",
         "summary": "SFT and preference learning in one pass, without a reference model.",
-        "note": "Experimental: it comes from TRL's experimental package, whose options may change between releases.",
+        "note": "it comes from TRL's experimental package, whose options may change between releases.",
     },
 }
 
