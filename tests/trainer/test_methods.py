@@ -30,6 +30,9 @@ def test_method_trains_and_reports_every_logged_row(method, make_config, store, 
     assert_rows_match_log(store, job.id, history)
     if method in ("sft", "dpo", "kto"):  # TRL counts tokens for these; ORPO does not log them
         assert all(r["tokens_per_sec"] > 0 for r in store.get_metrics(job.id) if r["loss"] is not None)
+    metrics = store.get_metrics(job.id)
+    assert any(r["cpu_pct"] is not None and r["ram_mb"] > 0 for r in metrics), "the system sampler reported"
+    assert job.heartbeat_at is not None and job.estimate["eta_seconds"] == 0
     preds = store.get_predictions(job.id)
     # a baseline at step 0, every step_interval (2), and the final model at step 4 (already counted)
     assert sorted({p["step"] for p in preds}) == [0, 2, 4]
