@@ -220,6 +220,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    svc = _service()
+    job = svc.resume(args.job, budget_usd=args.budget)
+    if args.wait:
+        job = svc.wait(job.id, timeout_s=args.timeout)
+    _emit(args, _job_dict(job), lambda d: f"{d['id']}: {d['status']}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     store = _store()
     if args.action == "show":
@@ -316,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("job")
     sp.add_argument("--wait", action="store_true")
     sp.add_argument("--timeout", type=float, default=120)
+
+    sp = add("resume", cmd_resume, "relaunch a failed, cancelled or budget-stopped job from its last checkpoint")
+    sp.add_argument("job")
+    sp.add_argument("--budget", type=float, help="a new USD limit (for a budget-stopped job)")
+    sp.add_argument("--wait", action="store_true")
+    sp.add_argument("--timeout", type=float, help="seconds to wait at most")
 
     sp = add("models", cmd_models, "the model registry")
     sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")

@@ -25,6 +25,47 @@ METHOD_FORMATS: dict[str, tuple[str, ...]] = {
     "kto": ("kto", "dpo"),
 }
 
+# What the screens say about each method. ``experimental`` marks a trainer taken from TRL's experimental package,
+# whose options and behaviour may change between TRL releases: the form shows it with a warning badge.
+METHOD_INFO: dict[str, dict[str, Any]] = {
+    "sft": {
+        "label": "SFT", "title": "Supervised fine-tuning", "experimental": False, "trl_trainer": "trl.SFTTrainer",
+        "summary": "Learns to give the answers in text, chat, instruction or prompt/completion rows.",
+    },
+    "dpo": {
+        "label": "DPO", "title": "Direct preference optimization", "experimental": False,
+        "trl_trainer": "trl.DPOTrainer",
+        "summary": "Learns to prefer the chosen answer over the rejected one; needs a frozen reference copy.",
+    },
+    "kto": {
+        "label": "KTO", "title": "Kahneman-Tversky optimization", "experimental": False,
+        "trl_trainer": "trl.KTOTrainer",
+        "summary": "Learns from unpaired answers labelled desirable or not; preference pairs are split into one of each.",
+    },
+    "orpo": {
+        "label": "ORPO", "title": "Odds-ratio preference optimization", "experimental": True,
+        "trl_trainer": "trl.experimental.orpo.ORPOTrainer",
+        "summary": "SFT and preference learning in one pass, without a reference model.",
+        "note": "it comes from TRL's experimental package, whose options may change between releases.",
+    },
+}
+
+# The chat template used when a model ships none (most base models), stated on the config form. ChatML, which most
+# instruction-tuned models also use; the end-of-sequence token after each answer teaches the model to stop.
+FALLBACK_CHAT_TEMPLATE_NAME = "ChatML"
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' }}"
+    "{% if message['role'] == 'assistant' and eos_token %}{{ eos_token }}{% endif %}"
+    "{{ '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+FALLBACK_CHAT_TEMPLATE_NOTE = (
+    "Models without a chat template of their own are trained with ChatML (<|im_start|>role ... <|im_end|>), "
+    "with the end-of-sequence token after each answer; set model.chat_template to use another one."
+)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -96,6 +137,14 @@ class TrainingSection(_Section):
     bf16: bool = False
     fp16: bool = False
     packing: bool = False
+    padding_free: bool = Field(
+        default=False, description="SFT only: one flattened sequence per batch instead of padded rows (packing "
+        "turns it on by itself)",
+    )
+    liger_kernels: bool = Field(
+        default=True, description="Use Liger's fused Triton kernels when liger-kernel is installed and a CUDA GPU "
+        "trains; ignored otherwise",
+    )
     beta: float = Field(default=0.1, gt=0, description="Preference strength for DPO, KTO and ORPO")
     sft_weight: float = Field(
         default=0.0, ge=0, le=10,
@@ -166,6 +215,9 @@ def cross_field_problems(cfg: TrainingConfig) -> list[tuple[str, str]]:
         problems.append(("training.optim", f"{t.optim} is meant for quantized training; use adamw_torch"))
     if t.packing and t.method != "sft":
         problems.append(("training.packing", f"packing is for SFT only; turn it off for {t.method.upper()}"))
+    if t.padding_free and t.method != "sft":
+        problems.append(("training.padding_free", f"padding-free batches are for SFT only in TRL; turn it off for "
+                                                  f"{t.method.upper()}"))
     if cfg.lora.enabled and cfg.lora.alpha < 1:
         problems.append(("lora.alpha", "alpha must be at least 1; 2 x r is the usual choice"))
     fmt = cfg.data.format

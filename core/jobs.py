@@ -181,6 +181,7 @@ class JobService:
             output_dir=str(artifacts_dir() / job.id), sink=self.sink_for(job, prov),
             spool_path=str(jdir / "spool.jsonl"), cost_per_hour=job.cost_per_hour or 0.0,
             budget_usd=job.budget_limit_usd, max_hours=cfg.budget.max_hours, provider=job.provider,
+            prior_cost_usd=job.total_cost_usd or 0.0,  # a resumed job's earlier runs count against its budget
         )
         spec_path = spec.write(jdir / "job.json")
         params = prov.Params.model_validate(job.provider_params) if job.provider_params else None
@@ -352,6 +353,41 @@ class JobService:
         elif not job.provider_ref:
             self.store.transition_job(job_id, L.CANCELLED, reason="Cancelled during launch.")
         return self.store.get_job(job_id)
+
+    # -- resume ---------------------------------------------------------------------------------------------
+    def resume(self, job_id: str, *, budget_usd: float | None = None) -> JobRecord:
+        """Relaunch a failed, cancelled or budget-stopped job from its latest checkpoint (optimizer, scheduler and
+        RNG state included); the step count and metrics continue. ``budget_usd`` raises a budget that stopped it."""
+        from core.paths import artifacts_dir, job_dir
+        from trainer.checkpoints import latest_checkpoint
+
+        job = self.store.get_job(job_id)
+        if job.status not in (L.FAILED, L.CANCELLED, L.BUDGET_STOPPED):
+            raise StateError(f"Job {job_id} is {job.status}; only a failed, cancelled or budget-stopped job can be "
+                             "resumed.")
+        prov = self.provider(job.provider)
+        why_not = prov.capabilities.get("resume", f"{prov.display_name} does not keep checkpoints after the "
+                                                  "machine is released.")
+        if why_not:
+            raise StateError(f"Job {job_id} cannot be resumed: {why_not}", hint="Launch the config again instead.")
+        if latest_checkpoint(artifacts_dir() / job_id) is None:
+            raise StateError(f"Job {job_id} saved no checkpoint before it stopped, so there is nothing to resume.",
+                             hint="Launch the config again, or lower training.save_steps to save earlier.")
+        if job.provider_ref and prov.status(job.provider_ref).alive:
+            raise StateError(f"Job {job_id} is still saving its checkpoint and shutting down.",
+                             hint="Resume it again in a few seconds.")
+        budget = budget_usd if budget_usd is not None else job.budget_limit_usd
+        if job.status == L.BUDGET_STOPPED and budget is not None and (job.total_cost_usd or 0) >= budget:
+            raise StateError(f"Job {job_id} already spent ${job.total_cost_usd:.2f} of its ${budget:.2f} budget.",
+                             hint="Resume with a higher budget.")
+        self._drain_spool(job)  # the old run's last rows land before the job goes live again
+        (job_dir(job_id) / "resume").write_text("")
+        # Terminal states have no way forward in the lifecycle; resuming is a deliberate restart, so the status is
+        # set directly, and the compare-and-set from queued to provisioning still stops a double launch.
+        self.store.update_job(job_id, status=L.QUEUED, reason=None, error_message=None, cancel_requested=False,
+                              cancel_requested_at=None, provider_ref=None, pod_url=None, completed_at=None,
+                              budget_limit_usd=budget)
+        return self.poll(job_id)
 
     # -- waiting --------------------------------------------------------------------------------------------
     def wait(self, job_id: str, *, timeout_s: float | None = None, interval_s: float = 1.0,

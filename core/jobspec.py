@@ -43,6 +43,7 @@ class JobSpec(BaseModel):
     system_sample_s: float = 5.0
     provider: str = "local"
     started_epoch_s: float | None = Field(default=None, description="When billing started, for cost")
+    prior_cost_usd: float = Field(default=0.0, ge=0, description="Spent by earlier runs of a resumed job")
 
     def write(self, path: str | Path) -> Path:
         p = Path(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import parse_config
+from core.config import FALLBACK_CHAT_TEMPLATE_NOTE, METHOD_INFO, parse_config
 from core.errors import ConfigError
 from pages import _config_form as form
 from pages._estimate_panel import render_estimate
@@ -74,8 +74,11 @@ if problems:
         st.markdown(f"- **{field}**: {msg}")
 else:
     st.success("The config is valid.", icon=":material/check_circle:")
-    if cfg.training.method == "orpo":
-        st.caption("ORPO comes from TRL's experimental package.")
+    method = METHOD_INFO[cfg.training.method]
+    if method["experimental"]:
+        st.warning(f"{method['label']} is experimental: {method['note']}", icon=":material/science:")
+    if not cfg.model.chat_template:
+        st.caption(FALLBACK_CHAT_TEMPLATE_NOTE)
     render_estimate(cfg)
 
 b1, b2, _ = st.columns([1, 1, 3])

@@ -1,11 +1,18 @@
-"""TrainerCallbacks that report to the console. Each does nothing off rank 0, except the stop decisions,
-which rank 0 makes and broadcasts so every process stops at the same step."""
+"""TrainerCallbacks that report to the console.
+
+Each does nothing off rank 0, except the stop decision: rank 0 makes it and broadcasts it so that every process
+saves the same checkpoint and stops at the same step. The training thread only appends rows to the reporter's
+spool (see report.py); nothing here waits on the network.
+"""
 
 from __future__ import annotations
 
+import collections
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from transformers import TrainerCallback
@@ -15,7 +22,7 @@ from trainer import scoring
 
 @dataclass
 class RunState:
-    """Shared between the callbacks and the run loop."""
+    """Shared between the callbacks, the signal handler and the run loop."""
 
     is_main: bool = True
     stop_reason: str | None = None  # None | "cancelled" | "budget_stopped"
@@ -26,97 +33,36 @@ class RunState:
     cost_per_hour: float = 0.0
     last_loss: float | None = None
     total_steps: int | None = None
+    current_step: int = 0
     prediction_seconds: float = 0.0
     prediction_calls: int = 0
-    current_step: int = 0
 
     def cost_now(self) -> float:
         return self.prior_cost_usd + (time.monotonic() - self.started_monotonic) / 3600.0 * self.cost_per_hour
 
 
+_CONTROL_GROUP: Any = None
+
+
 def _broadcast_flag(flag: bool) -> bool:
-    """Rank 0's decision, everywhere. Without a process group it is the flag itself."""
+    """Rank 0's decision, everywhere. Without a process group it is the flag itself.
+
+    The broadcast goes over a CPU (gloo) group even when training uses NCCL, so it never forces a GPU sync.
+    """
     try:
         import torch
         import torch.distributed as dist
     except ImportError:  # pragma: no cover
         return flag
-    if not (dist.is_available() and dist.is_initialized()):
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return flag
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-    dist.broadcast(t, src=0)
+    global _CONTROL_GROUP
+    if _CONTROL_GROUP is None:
+        # new_group is collective: every rank reaches this line at the same (first) step.
+        _CONTROL_GROUP = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.broadcast(t, src=0, group=_CONTROL_GROUP)
     return bool(t.item())
-
-
-class MetricsCallback(TrainerCallback):
-    """Loss, eval loss, learning rate, grad norm, epoch, throughput and ETA at every logging step."""
-
-    SKIP = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
-
-    def __init__(self, reporter: Any, run: RunState, samples_per_step: int) -> None:
-        self.reporter = reporter
-        self.run = run
-        self.samples_per_step = samples_per_step
-        self._t_last: float | None = None
-        self._step_last = 0
-        self._tokens_last: float | None = None
-        self._t_begin = time.monotonic()
-        self._pred_time_seen = 0.0
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.run.total_steps = state.max_steps
-        self._t_last, self._step_last = time.monotonic(), state.global_step
-        self._t_begin = time.monotonic()
-        if self.run.is_main:
-            self.reporter.job(total_steps=state.max_steps, current_step=state.global_step)
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        if not self.run.is_main or not logs:
-            return
-        if "train_runtime" in logs:  # the end-of-training summary, not a step
-            if "train_loss" in logs:
-                self.reporter.job(final_loss=float(logs["train_loss"]))
-            return
-        now = time.monotonic()
-        row: dict[str, Any] = {"step": state.global_step, "epoch": _f(state.epoch)}
-        for src, dst in (("loss", "loss"), ("eval_loss", "eval_loss"), ("learning_rate", "learning_rate"),
-                         ("grad_norm", "grad_norm")):
-            if src in logs:
-                row[dst] = _f(logs[src])
-        if "loss" in logs:
-            self.run.last_loss = _f(logs["loss"])
-            steps = state.global_step - self._step_last
-            dt = now - (self._t_last or now)
-            if steps > 0 and dt > 0:
-                # Generation time is excluded so throughput reflects training alone.
-                dt = max(dt - self._pending_prediction_time(), 1e-6)
-                row["samples_per_sec"] = round(steps * self.samples_per_step / dt, 4)
-                tokens = _tokens_seen(state, logs)
-                if tokens is not None and self._tokens_last is not None:
-                    row["tokens_per_sec"] = round((tokens - self._tokens_last) / dt, 2)
-                self._tokens_last = tokens
-            self._t_last, self._step_last = now, state.global_step
-        row["cost_usd"] = round(self.run.cost_now(), 6)
-        self.reporter.metrics([row])
-        progress = state.global_step / state.max_steps if state.max_steps else 0.0
-        elapsed = now - self._t_begin
-        eta = elapsed / max(progress, 1e-9) * (1 - progress) if progress > 0 else None
-        self.reporter.job(current_step=state.global_step, epoch=_f(state.epoch), progress=round(progress, 4),
-                          total_cost_usd=round(self.run.cost_now(), 6),
-                          estimate={"eta_seconds": round(eta, 1) if eta is not None else None})
-
-    def _pending_prediction_time(self) -> float:
-        delta = self.run.prediction_seconds - self._pred_time_seen
-        self._pred_time_seen = self.run.prediction_seconds
-        return delta
-
-
-def _tokens_seen(state: Any, logs: dict[str, Any]) -> float | None:
-    if "num_tokens" in logs:  # TRL's running count of tokens trained on
-        return float(logs["num_tokens"])
-    n = getattr(state, "num_input_tokens_seen", None)
-    return float(n) if n else None
 
 
 def _f(x: Any) -> float | None:
@@ -126,75 +72,177 @@ def _f(x: Any) -> float | None:
         return None
 
 
+class MetricsCallback(TrainerCallback):
+    """Loss, eval loss, learning rate, grad norm, epoch, throughput, cost and ETA at every logging step.
+
+    Throughput counts the time between ``on_step_begin`` and ``on_step_end`` (forward, backward, optimizer step),
+    so evaluation, checkpoint saves and prediction rounds, which happen outside that window, never depress it.
+    Tokens are TRL's running ``num_tokens`` (summed over processes); it restarts at 0 with every ``train()`` call.
+    The ETA is wall time: steps left times the wall time per step since the first step of this run, which
+    includes the periodic evaluations, saves and predictions at their average rate.
+    """
+
+    def __init__(self, reporter: Any, run: RunState, samples_per_step: int) -> None:
+        self.reporter = reporter
+        self.run = run
+        self.samples_per_step = samples_per_step
+        self._t_step: float | None = None
+        self._step_seconds = 0.0  # inside step windows since the last logged loss
+        self._step_last = 0
+        self._tokens_last: float | None = 0.0
+        self._t_first: float | None = None
+        self._first_step = 0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.run.total_steps = state.max_steps
+        self.run.current_step = state.global_step
+        self._step_last = self._first_step = state.global_step
+        self._tokens_last = 0.0
+        self._t_first = None
+        if self.run.is_main:
+            self.reporter.job(total_steps=state.max_steps, current_step=state.global_step)
+
+    def on_step_begin(self, args, state, control, **kw):
+        if not self.run.is_main:
+            return
+        now = time.perf_counter()
+        self._t_step = now
+        if self._t_first is None:
+            self._t_first, self._first_step = now, state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        if self._t_step is not None:
+            self._step_seconds += time.perf_counter() - self._t_step
+            self._t_step = None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not self.run.is_main or not logs:
+            return
+        if "train_runtime" in logs:  # the end-of-training summary, not a step
+            return
+        row: dict[str, Any] = {"step": state.global_step, "epoch": _f(state.epoch)}
+        for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+            if key in logs:
+                row[key] = _f(logs[key])
+        if "loss" in logs:
+            self.run.last_loss = _f(logs["loss"])
+            row.update(self._throughput(state, logs))
+        row["cost_usd"] = round(self.run.cost_now(), 6)
+        self.reporter.metrics([row])
+        self.reporter.job(**self._job_fields(state))
+
+    def _throughput(self, state: Any, logs: dict[str, Any]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        steps = state.global_step - self._step_last
+        secs = self._step_seconds
+        if steps > 0 and secs > 0:
+            out["samples_per_sec"] = round(steps * self.samples_per_step / secs, 4)
+            tokens = _f(logs.get("num_tokens"))
+            if tokens is not None and self._tokens_last is not None and tokens >= self._tokens_last:
+                out["tokens_per_sec"] = round((tokens - self._tokens_last) / secs, 2)
+            self._tokens_last = tokens
+        self._step_last, self._step_seconds = state.global_step, 0.0
+        return out
+
+    def _job_fields(self, state: Any) -> dict[str, Any]:
+        progress = state.global_step / state.max_steps if state.max_steps else 0.0
+        eta = None
+        done = state.global_step - self._first_step
+        if self._t_first is not None and done > 0 and state.max_steps:
+            per_step = (time.perf_counter() - self._t_first) / done
+            eta = round(per_step * max(0, state.max_steps - state.global_step), 1)
+        return {
+            "current_step": state.global_step, "epoch": _f(state.epoch), "progress": round(progress, 4),
+            "total_cost_usd": round(self.run.cost_now(), 6),
+            "estimate": {"eta_seconds": eta, "prediction_seconds": round(self.run.prediction_seconds, 3),
+                         "prediction_calls": self.run.prediction_calls},
+        }
+
+
 class HeartbeatCallback(TrainerCallback):
+    """Step, progress and cost with a timestamp; the reporter sends the newest every few seconds."""
+
     def __init__(self, reporter: Any, run: RunState) -> None:
         self.reporter, self.run = reporter, run
 
     def on_step_end(self, args, state, control, **kw):
         self.run.current_step = state.global_step
         if self.run.is_main:
-            from datetime import datetime, timezone
-
             progress = state.global_step / state.max_steps if state.max_steps else 0.0
-            self.reporter.heartbeat(heartbeat_at=datetime.now(timezone.utc).isoformat(),
-                                    current_step=state.global_step, progress=round(progress, 4),
-                                    epoch=_f(state.epoch))
+            self.reporter.heartbeat(heartbeat_at=datetime.now(timezone.utc), current_step=state.global_step,
+                                    progress=round(progress, 4), epoch=_f(state.epoch),
+                                    total_cost_usd=round(self.run.cost_now(), 6))
 
 
 class StopCallback(TrainerCallback):
-    """Cancel (the job's flag or SIGTERM) and the budget guard. Both save a checkpoint, then stop."""
+    """Cancel (the job's flag or SIGTERM) and the budget guard. Both save a checkpoint, then stop.
+
+    The guard looks one interval ahead: it stops now when the longest recent step (predictions and evaluations
+    included) plus a checkpoint save would carry the cost past the budget or the time past ``max_hours``.
+    """
 
     def __init__(self, reporter: Any, run: RunState, budget_usd: float | None, max_hours: float | None) -> None:
         self.reporter, self.run = reporter, run
         self.budget_usd, self.max_hours = budget_usd, max_hours
-        self._step_time: float | None = None
+        self._intervals: collections.deque[float] = collections.deque(maxlen=8)
         self._t_prev: float | None = None
+        self._save_s = 0.0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t_prev = time.monotonic()
 
     def on_step_end(self, args, state, control, **kw):
         now = time.monotonic()
         if self._t_prev is not None:
-            dt = now - self._t_prev
-            self._step_time = dt if self._step_time is None else 0.8 * self._step_time + 0.2 * dt
+            self._intervals.append(now - self._t_prev)
         self._t_prev = now
-        reason, detail = None, None
-        if self.run.is_main:
-            reason, detail = self._decide(args)
-        stop = _broadcast_flag(reason is not None)
-        if stop:
+        reason, detail = self._decide() if self.run.is_main else (None, None)
+        if _broadcast_flag(reason is not None):
             self.run.stop_reason = self.run.stop_reason or reason or "cancelled"
             self.run.stop_detail = self.run.stop_detail or detail
             control.should_save = True
             control.should_training_stop = True
 
-    def _decide(self, args) -> tuple[str | None, str | None]:
+    def on_save(self, args, state, control, **kw):
+        if self._t_prev is not None:
+            self._save_s = max(self._save_s, time.monotonic() - self._t_prev)
+
+    def lookahead_s(self) -> float:
+        return (max(self._intervals) if self._intervals else 0.0) + self._save_s
+
+    def _decide(self) -> tuple[str | None, str | None]:
         if self.run.sigterm or self.reporter.cancel_requested():
-            return "cancelled", "Cancelled by the user; the last checkpoint was saved."
-        # Guard one interval ahead: stop now if the next checkpoint-and-stop would land past the limit.
-        lookahead = (self._step_time or 0.0) * 2
+            return "cancelled", "Cancelled by the user; a checkpoint was saved."
+        ahead = self.lookahead_s()
         if self.budget_usd and self.run.cost_per_hour > 0:
-            projected = self.run.cost_now() + lookahead / 3600.0 * self.run.cost_per_hour
+            projected = self.run.cost_now() + ahead / 3600.0 * self.run.cost_per_hour
             if projected >= self.budget_usd:
                 return "budget_stopped", (
-                    f"Stopped at ${self.run.cost_now():.4f} before passing the ${self.budget_usd:.2f} budget;"
-                    " the last checkpoint was saved.")
+                    f"Stopped at ${self.run.cost_now():.4f} so as not to pass the ${self.budget_usd:.2f} budget;"
+                    " a checkpoint was saved.")
         if self.max_hours:
-            elapsed_h = (time.monotonic() - self.run.started_monotonic + lookahead) / 3600.0
+            elapsed_h = (time.monotonic() - self.run.started_monotonic + ahead) / 3600.0
             if elapsed_h >= self.max_hours:
-                return "budget_stopped", f"Stopped at the {self.max_hours:g} h time limit; the checkpoint was saved."
+                return "budget_stopped", f"Stopped at the {self.max_hours:g} h time limit; a checkpoint was saved."
         return None, None
 
 
 class PredictionsCallback(TrainerCallback):
-    """Generates answers for a fixed set of held-out prompts and scores them against the expected answers."""
+    """Answers for a fixed set of held-out prompts, generated in batches and scored against the expected answers.
+
+    The time spent generating is recorded per row and in ``RunState.prediction_seconds`` so the monitor can show
+    it and leave it out of throughput. Sampling runs under a forked RNG seeded by the step, so predictions are
+    reproducible and never change the training run's random stream.
+    """
 
     def __init__(self, reporter: Any, run: RunState, tokenizer: Any, samples: list[dict[str, Any]],
                  frequency: str, step_interval: int | None, max_new_tokens: int, temperature: float,
-                 top_p: float, batch_size: int = 8) -> None:
+                 top_p: float, batch_size: int = 8, seed: int = 0, stop_text: str | None = None) -> None:
         self.reporter, self.run, self.tok = reporter, run, tokenizer
         self.samples = samples
         self.frequency, self.step_interval = frequency, step_interval
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.batch_size = batch_size
+        self.batch_size, self.seed, self.stop_text = batch_size, seed, stop_text
         self._done_steps: set[int] = set()
 
     def on_train_begin(self, args, state, control, model=None, **kw):
@@ -225,9 +273,9 @@ class PredictionsCallback(TrainerCallback):
         t0 = time.monotonic()
         rows = generate_and_score(model, self.tok, self.samples, step=state.global_step, epoch=_f(state.epoch),
                                   max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                  top_p=self.top_p, batch_size=self.batch_size)
-        elapsed = time.monotonic() - t0
-        self.run.prediction_seconds += elapsed
+                                  top_p=self.top_p, batch_size=self.batch_size, seed=self.seed + state.global_step,
+                                  stop_text=self.stop_text)
+        self.run.prediction_seconds += time.monotonic() - t0
         self.run.prediction_calls += 1
         self.reporter.predictions(rows)
 
@@ -239,7 +287,8 @@ def render_prompt(prompt: Any) -> str:
 
 
 def generate_and_score(model: Any, tokenizer: Any, samples: list[dict[str, Any]], *, step: int, epoch: float | None,
-                       max_new_tokens: int, temperature: float, top_p: float, batch_size: int = 8) -> list[dict]:
+                       max_new_tokens: int, temperature: float, top_p: float, batch_size: int = 8, seed: int = 0,
+                       stop_text: str | None = None) -> list[dict]:
     import torch
 
     was_training = model.training
@@ -248,35 +297,15 @@ def generate_and_score(model: Any, tokenizer: Any, samples: list[dict[str, Any]]
     pad_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # decoder-only generation needs left padding
     device = next(model.parameters()).device
+    devices = [device.index or 0] if device.type == "cuda" else []
     try:
-        for i in range(0, len(samples), batch_size):
-            chunk = samples[i: i + batch_size]
-            texts = [
-                tokenizer.apply_chat_template(s["prompt"], tokenize=False, add_generation_prompt=True)
-                if isinstance(s["prompt"], list) else str(s["prompt"])
-                for s in chunk
-            ]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            t0 = time.monotonic()
-            gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
-            if temperature > 0:
-                gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-            else:
-                gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                out = model.generate(**enc, **gen_kwargs)
-            per_sample = (time.monotonic() - t0) / len(chunk)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            for s, ids in zip(chunk, new_tokens):
-                text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                sc = scoring.score_all(text, s.get("expected"))
-                rows.append({
-                    "step": step, "epoch": epoch, "sample_id": s["sample_id"], "prompt": render_prompt(s["prompt"]),
-                    "generated_text": text, "expected_text": s.get("expected"), "bleu": sc["bleu"],
-                    "rouge_l": sc["rouge_l"], "exact_match": sc["exact_match"], "length_ratio": sc["length_ratio"],
-                    "scores": {"cer": sc["cer"], "word_overlap": sc["word_overlap"]},
-                    "generation_seconds": round(per_sample, 4),
-                })
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            for i in range(0, len(samples), batch_size):
+                chunk = samples[i: i + batch_size]
+                rows += _generate_batch(model, tokenizer, chunk, device, step=step, epoch=epoch,
+                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                        stop_text=stop_text)
     finally:
         tokenizer.padding_side = pad_side
         if was_training:
@@ -284,8 +313,42 @@ def generate_and_score(model: Any, tokenizer: Any, samples: list[dict[str, Any]]
     return rows
 
 
+def _generate_batch(model: Any, tokenizer: Any, chunk: list[dict[str, Any]], device: Any, *, step: int,
+                    epoch: float | None, max_new_tokens: int, temperature: float, top_p: float,
+                    stop_text: str | None) -> list[dict[str, Any]]:
+    texts = [
+        tokenizer.apply_chat_template(s["prompt"], tokenize=False, add_generation_prompt=True)
+        if isinstance(s["prompt"], list) else str(s["prompt"])
+        for s in chunk
+    ]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    if temperature > 0:
+        gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+    else:
+        gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    t0 = time.monotonic()
+    out = model.generate(**enc, **gen_kwargs)
+    per_sample = (time.monotonic() - t0) / len(chunk)
+    rows = []
+    for s, ids in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if stop_text and stop_text in text:
+            text = text.split(stop_text, 1)[0]
+        text = text.strip()
+        sc = scoring.score_all(text, s.get("expected"))
+        rows.append({
+            "step": step, "epoch": epoch, "sample_id": s["sample_id"], "prompt": render_prompt(s["prompt"]),
+            "generated_text": text, "expected_text": s.get("expected"), "bleu": sc["bleu"],
+            "rouge_l": sc["rouge_l"], "exact_match": sc["exact_match"], "length_ratio": sc["length_ratio"],
+            "scores": {"cer": sc["cer"], "word_overlap": sc["word_overlap"]},
+            "generation_seconds": round(per_sample, 4),
+        })
+    return rows
+
+
 class SystemMonitor:
-    """Samples GPU (nvidia-ml-py) or CPU/RAM (psutil) in a thread and reports at the current step."""
+    """Samples GPU (nvidia-ml-py) or CPU/RAM (psutil) in a thread and reports them at the current step."""
 
     def __init__(self, reporter: Any, run: RunState, interval_s: float = 5.0) -> None:
         self.reporter, self.run, self.interval_s = reporter, run, interval_s
@@ -335,7 +398,12 @@ def _init_nvml() -> Any:
             return None
         pynvml.nvmlInit()
         idx = torch.cuda.current_device()
-        return pynvml.nvmlDeviceGetHandleByIndex(idx)
+        # NVML numbers every GPU on the machine; torch numbers only the visible ones.
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        entry = visible[idx] if idx < len(visible) else str(idx)
+        if entry.isdigit():
+            return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
+        return pynvml.nvmlDeviceGetHandleByUUID(entry)
     except Exception:  # noqa: BLE001 - no NVML, no GPU sampling
         return None
 
@@ -353,4 +421,3 @@ def _gpu_sample(handle: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - not every board exposes these
         pass
     return out
-

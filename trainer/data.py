@@ -75,8 +75,8 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
     eval_src, train_src = usable[:n_eval], usable[n_eval:]
     if not train_src:
         raise DatasetError("No training rows are left after the evaluation split; lower data.eval_split.")
-    train = [t for _, r in train_src for t in to_training_row(r, fmt, method)]
-    evals = [t for _, r in eval_src for t in to_training_row(r, fmt, method)]
+    train = converted(train_src, fmt, method)
+    evals = converted(eval_src, fmt, method)
     samples = []
     # Held-out prompts when there is an eval split, training prompts otherwise (then scores measure fit).
     for n, row in (eval_src or train_src):
@@ -87,3 +87,45 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
         if len(samples) >= cfg.predictions.sample_count:
             break
     return PreparedData(fmt=fmt, train=train, eval=evals, samples=samples, skipped=skipped)
+
+
+def converted(rows: list[tuple[int, dict[str, Any]]], fmt: str, method: str) -> list[dict[str, Any]]:
+    """The TRL rows for ``rows``; a row whose values have the wrong shape fails here, naming its line, before
+    any model is loaded (TRL would fail later with a message that names neither the line nor the field)."""
+    out = []
+    for n, row in rows:
+        for t in to_training_row(row, fmt, method):
+            problem = row_problem(t)
+            if problem:
+                raise DatasetError(f"Line {n} of the dataset cannot be trained on: {problem}.",
+                                   hint="Validate the file on the Dataset page and fix or drop that line.")
+            out.append(t)
+    return out
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with one TRL-shaped row, or None. Text fields must be non-empty strings or message lists."""
+    for key, value in row.items():
+        if key == "label":
+            if not isinstance(value, bool):
+                return f"'label' must be true or false, not {value!r}"
+            continue
+        problem = _text_problem(key, value)
+        if problem:
+            return problem
+    return None
+
+
+def _text_problem(key: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return None if value.strip() or key == "prompt" else f"'{key}' is empty"
+    if not isinstance(value, list) or not value:
+        return f"'{key}' must be a string or a non-empty list of messages, not {type(value).__name__}"
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            return f"'{key}[{i}]' must be a message object with role and content"
+        if not isinstance(m.get("role"), str) or not m["role"]:
+            return f"'{key}[{i}].role' must be a non-empty string"
+        if not isinstance(m.get("content"), str):
+            return f"'{key}[{i}].content' must be a string, not {type(m.get('content')).__name__}"
+    return None

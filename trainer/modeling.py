@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from core.config import TrainingConfig
+from core.config import FALLBACK_CHAT_TEMPLATE, TrainingConfig
 from core.errors import TrainerError
 
-# Used when a base model ships no chat template (stated on the config form): ChatML, which most recent
-# instruction-tuned models also use, so adapters transfer cleanly to serving stacks.
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+__all__ = ["FALLBACK_CHAT_TEMPLATE", "load_model", "load_tokenizer", "peft_config", "use_liger"]
 
 
 def wants_cuda(cfg: TrainingConfig) -> bool:
@@ -39,7 +32,8 @@ def check_quantization_possible(cfg: TrainingConfig) -> None:
         raise TrainerError("Quantization needs the bitsandbytes package.", hint="pip install bitsandbytes") from None
 
 
-def load_tokenizer(cfg: TrainingConfig) -> Any:
+def load_tokenizer(cfg: TrainingConfig, *, needs_chat_template: bool = True) -> tuple[Any, str]:
+    """The tokenizer and where its chat template came from: ``config``, ``model`` or ``fallback`` (ChatML)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(
@@ -47,12 +41,49 @@ def load_tokenizer(cfg: TrainingConfig) -> Any:
         token=os.environ.get("HF_TOKEN"),
     )
     if cfg.model.chat_template:
-        tok.chat_template = cfg.model.chat_template
-    elif not getattr(tok, "chat_template", None):
-        tok.chat_template = FALLBACK_CHAT_TEMPLATE
+        tok.chat_template, source = cfg.model.chat_template, "config"
+    elif getattr(tok, "chat_template", None):
+        source = "model"
+    else:
+        tok.chat_template, source = FALLBACK_CHAT_TEMPLATE, "fallback"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
-    return tok
+    if needs_chat_template:
+        check_chat_template(tok, source)
+    return tok, source
+
+
+def check_chat_template(tok: Any, source: str) -> None:
+    """Render one exchange now, so a broken template fails before the model loads, with a readable reason."""
+    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    try:
+        tok.apply_chat_template(probe, tokenize=False)
+        tok.apply_chat_template(probe[:2], tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # noqa: BLE001 - jinja raises many kinds; all mean the same to the user
+        where = "model.chat_template" if source == "config" else "the model's own chat template"
+        raise TrainerError(
+            f"The chat template ({where}) cannot render a conversation: {type(exc).__name__}: {exc}",
+            hint="Fix model.chat_template (a Jinja template over `messages`), or leave it empty to use the model's "
+                 "own template or the ChatML fallback.",
+        ) from exc
+
+
+def liger_available() -> bool:
+    try:
+        from transformers.utils import is_liger_kernel_available
+
+        return bool(is_liger_kernel_available())
+    except ImportError:
+        return False
+
+
+def use_liger(cfg: TrainingConfig) -> bool:
+    """Liger's kernels are Triton (CUDA) kernels: used when asked, installed, and training on a GPU."""
+    if not cfg.training.liger_kernels or cfg.model.device_map == "cpu" or not liger_available():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def torch_dtype(cfg: TrainingConfig) -> Any:
@@ -94,15 +125,21 @@ def load_model(cfg: TrainingConfig, *, distributed: bool = False) -> Any:
     qc = quantization_config(cfg)
     if qc is not None:
         kwargs["quantization_config"] = qc
-    # Under DDP each process owns its device; device_map would spread one model over all GPUs instead.
-    if not distributed and cfg.model.device_map != "cpu" and torch.cuda.is_available():
+    on_gpu = cfg.model.device_map != "cpu" and torch.cuda.is_available()
+    if distributed:
+        # Under DDP each process owns one device (the Trainer moves a plain model there itself); a quantized
+        # model must be loaded onto it, since it cannot be moved after loading.
+        if on_gpu and qc is not None:
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    elif on_gpu:
         kwargs["device_map"] = "auto" if cfg.model.device_map == "auto" else {"": 0}
     model = AutoModelForCausalLM.from_pretrained(cfg.model.name, **kwargs)
-    if qc is not None:
+    if qc is not None and cfg.training.method != "orpo":  # TRL's ORPO trainer prepares k-bit models itself
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.training.gradient_checkpointing
+            model, use_gradient_checkpointing=cfg.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     return model
 

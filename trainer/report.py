@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import StoreError
-
 
 class SinkUnavailable(Exception):
     """The sink cannot be reached right now; the entry stays pending."""
@@ -52,10 +50,9 @@ class StoreSink:
         self._guard()
         try:
             apply_entries(self.store, self.job_id, entries)
-        except (StoreError, OSError) as exc:
-            raise SinkUnavailable(str(exc)) from exc
         except Exception as exc:  # sqlite3.OperationalError ("database is locked"), psycopg errors, ...
-            if _looks_transient(exc):
+            # An outage is retried forever; anything else (a row the store refuses) is the reporter's to set aside.
+            if isinstance(exc, OSError) or _looks_transient(exc):
                 raise SinkUnavailable(str(exc)) from exc
             raise
 
@@ -149,22 +146,32 @@ class NullSink:
 
 def _looks_transient(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(k in text for k in ("locked", "busy", "unable to open", "disk i/o", "connection", "timeout",
+    return any(k in text for k in ("locked", "busy", "unable to open", "cannot open", "disk i/o", "connection",
+                                   "timeout",
                                    "operationalerror", "readonly", "not exist"))
 
 
 def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> None:
-    """Apply spooled entries to a store, idempotently. Also used by the console to ingest pulled rows."""
+    """Apply spooled entries to a store, idempotently. Also used by the console to ingest pulled rows.
+
+    Rows go in one upsert per table and consecutive job updates in one update (the newest value of each field
+    wins), so a batch costs a few statements however many steps it carries; status changes and errors keep their
+    place in the order.
+    """
     metrics: list[dict[str, Any]] = []
     preds: list[dict[str, Any]] = []
+    job: dict[str, Any] = {}
 
-    def flush_rows() -> None:
+    def flush_pending() -> None:
         if metrics:
             store.upsert_metrics(job_id, metrics)
             metrics.clear()
         if preds:
             store.upsert_predictions(job_id, preds)
             preds.clear()
+        if job:
+            store.update_job(job_id, **_merged_estimate(store, job_id, job))
+            job.clear()
 
     for e in entries:
         kind, payload = e["kind"], e.get("payload") or {}
@@ -172,39 +179,50 @@ def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> Non
             metrics.extend(payload["rows"])
         elif kind == "predictions":
             preds.extend(payload["rows"])
+        elif kind in ("job", "heartbeat"):
+            if "estimate" in payload and "estimate" in job:
+                payload = {**payload, "estimate": {**job["estimate"], **(payload["estimate"] or {})}}
+            job.update(payload)
         else:
-            flush_rows()  # keep order between rows and state changes
+            flush_pending()  # rows and fields land before the state change that follows them
             if kind == "status":
-                fields = dict(payload.get("fields") or {})
-                store.transition_job(job_id, payload["status"], **fields)
-            elif kind == "job":
-                if "estimate" in payload:  # the live ETA joins the console's pre-launch estimate, never replaces it
-                    payload = {**payload, "estimate": {**(store.get_job(job_id).estimate or {}), **payload["estimate"]}}
-                store.update_job(job_id, **payload)
+                store.transition_job(job_id, payload["status"], **dict(payload.get("fields") or {}))
             elif kind == "error":
                 known = {(x.error_type, x.error_message) for x in store.get_errors(job_id)}
                 if (payload["error_type"], payload["message"]) not in known:
                     store.add_error(job_id, payload["error_type"], payload["message"], payload.get("traceback"),
                                     payload.get("hint"))
-            elif kind == "heartbeat":
-                store.update_job(job_id, **payload)
-    flush_rows()
+    flush_pending()
+
+
+def _merged_estimate(store: Any, job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's ETA and prediction time join the console's estimate (cost, VRAM) instead of replacing it."""
+    if "estimate" not in fields:
+        return fields
+    current = store.get_job(job_id).estimate or {}
+    return {**fields, "estimate": {**current, **(fields["estimate"] or {})}}
 
 
 # -- the reporter -----------------------------------------------------------------------------------------------
 
 class Reporter:
-    """Spool + background flusher. Thread-safe; one per job, on rank 0 only."""
+    """Spool + background flusher. Thread-safe; one per job, on rank 0 only.
+
+    An entry the sink keeps rejecting for a reason that is not an outage (a row it cannot store) would block
+    every entry behind it forever; after ``poison_after`` such failures of that entry alone it is set aside in
+    ``<spool>.rejected.jsonl`` and counted in ``rejected``, and the rest flows on.
+    """
 
     def __init__(
         self, sink: Sink, job_id: str, spool_path: str | Path, *, batch_max: int = 500, backoff_base_s: float = 0.25,
         backoff_max_s: float = 15.0, cancel_poll_s: float = 2.0, heartbeat_interval_s: float = 5.0,
-        idle_wait_s: float = 0.5,
+        idle_wait_s: float = 0.5, poison_after: int = 3, linger_s: float = 1.0,
     ) -> None:
         self.sink = sink
         self.job_id = job_id
         self.spool_path = Path(spool_path)
         self.offset_path = self.spool_path.with_suffix(".offset")
+        self.rejected_path = self.spool_path.with_suffix(".rejected.jsonl")
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_max = batch_max
         self.backoff_base_s = backoff_base_s
@@ -212,21 +230,30 @@ class Reporter:
         self.cancel_poll_s = cancel_poll_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.idle_wait_s = idle_wait_s
+        self.poison_after = poison_after
+        self.linger_s = linger_s
+        self._draining = 0  # flush() callers waiting: no lingering while someone waits
 
         self._cv = threading.Condition()
+        self._wake = threading.Event()  # cuts a backoff short: set by flush and close, not by new rows
         self._pending: list[dict[str, Any]] = []
         self._acked = self._read_offset()
         self._seq = self._acked
         self._stop = False
         self._failures = 0
+        self._entry_failures = 0  # consecutive non-outage failures of a single-entry batch
         self._cancel = False
         self._last_cancel_poll = 0.0
         self._heartbeat: dict[str, Any] | None = None
         self._last_heartbeat_sent = 0.0
         self.sink_errors = 0
         self.last_sink_error: str | None = None
+        self.rejected = 0
+        self.sent = 0
         self._replay_spool()
         self._spool = self.spool_path.open("a", encoding="utf-8")
+        if self._spool.tell() and not _ends_with_newline(self.spool_path):
+            self._spool.write("\n")  # a killed writer left a torn line: start the next entry on its own line
         self._thread = threading.Thread(target=self._run, name="ftc-reporter", daemon=True)
         self._thread.start()
 
@@ -258,23 +285,35 @@ class Reporter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every spooled entry reached the sink; False on timeout (entries stay spooled)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
         with self._cv:
+            self._draining += 1
             self._cv.notify_all()
-            while self._pending:
-                if getattr(self.sink, "refused", None):  # the sink will never take these: they stay spooled
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cv.wait(timeout=min(0.2, remaining) if remaining else 0.2)
+            try:
+                while self._pending:
+                    if not self._thread.is_alive():
+                        return False
+                    if getattr(self.sink, "refused", None):  # the sink will never take these: they stay spooled
+                        return False
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cv.wait(timeout=min(0.2, remaining) if remaining else 0.2)
+            finally:
+                self._draining -= 1
         return True
 
     def finish(self, status: str | None = None, timeout: float = 600.0, **fields: Any) -> bool:
-        """Flush everything, then write the final status (so it lands after every row), then stop."""
+        """Flush everything, then write the final status (so it lands after every row), then stop.
+
+        ``timeout`` bounds the whole wait; what is still unsent then stays in the spool, which the console
+        replays when the process has gone.
+        """
+        deadline = time.monotonic() + timeout
         ok = self.flush(timeout)
         if status is not None:
             self.status(status, **fields)
-            ok = self.flush(timeout) and ok
+            ok = self.flush(max(0.0, deadline - time.monotonic())) and ok
         self.close()
         return ok
 
@@ -282,8 +321,10 @@ class Reporter:
         with self._cv:
             self._stop = True
             self._cv.notify_all()
+        self._wake.set()
         self._thread.join(timeout=30)
-        self._spool.close()
+        with self._cv:
+            self._spool.close()
         self.sink.close()
 
     @property
@@ -319,34 +360,70 @@ class Reporter:
 
     def _run(self) -> None:
         while True:
-            with self._cv:
-                if not self._pending and not self._stop:
-                    self._cv.wait(timeout=self.idle_wait_s)
-                batch = list(self._pending[: self.batch_max])
-                stopping = self._stop
-            self._poll_side_channels()
-            if batch:
-                try:
-                    self.sink.write(batch)
-                except SinkUnavailable as exc:
-                    self._note_failure(exc)
-                    if stopping and self._failures > 3:
-                        return  # closing while the sink is down: entries stay in the spool for a later replay
-                    self._sleep_backoff()
-                    continue
-                except Exception as exc:  # a bug or a row the sink rejects: keep it spooled, don't spin
-                    self._note_failure(exc)
-                    self._sleep_backoff()
-                    continue
-                self._failures = 0
-                with self._cv:
-                    del self._pending[: len(batch)]
-                    self._acked = batch[-1]["seq"]
-                    self._cv.notify_all()
-                self._write_offset(self._acked)
-                continue
-            if stopping:
-                return
+            try:
+                if self._step():
+                    return
+            except Exception as exc:  # noqa: BLE001 - the flusher must outlive any one bad moment
+                self._note_failure(exc)
+                self._sleep_backoff()
+
+    def _step(self) -> bool:
+        """One round of the flusher; True when it should exit."""
+        with self._cv:
+            if not self._pending and not self._stop:
+                self._cv.wait(timeout=self.idle_wait_s)
+            # Linger a moment so one transaction carries several steps' rows instead of one each.
+            while self._pending and not (self._stop or self._draining) and len(self._pending) < self.batch_max:
+                left = self.linger_s - (time.time() - self._pending[0]["ts"])
+                if left <= 0:
+                    break
+                self._cv.wait(timeout=left)
+            batch = list(self._pending[: 1 if self._entry_failures else self.batch_max])
+            stopping = self._stop
+        self._poll_side_channels()
+        if not batch:
+            return stopping
+        try:
+            self.sink.write(batch)
+        except SinkUnavailable as exc:
+            self._note_failure(exc)
+            if stopping and self._failures > 3:
+                return True  # closing while the sink is down: entries stay in the spool for a later replay
+            self._sleep_backoff()
+            return False
+        except Exception as exc:  # noqa: BLE001 - a row the sink refuses: narrow it down, then set it aside
+            self._note_failure(exc)
+            if len(batch) == 1:
+                self._entry_failures += 1
+                if self._entry_failures >= self.poison_after:
+                    self._reject(batch[0], exc)
+                    self._ack(batch)
+                    return False
+            else:
+                self._entry_failures = 1  # retry one entry at a time until the bad one is found
+            self._sleep_backoff()
+            return False
+        self._failures = 0
+        self._entry_failures = 0
+        self._ack(batch)
+        return False
+
+    def _ack(self, batch: list[dict[str, Any]]) -> None:
+        with self._cv:
+            del self._pending[: len(batch)]
+            self._acked = batch[-1]["seq"]
+            self.sent += len(batch)
+            self._cv.notify_all()
+        self._write_offset(self._acked)
+
+    def _reject(self, entry: dict[str, Any], exc: Exception) -> None:
+        self.rejected += 1
+        self._entry_failures = 0
+        record = {**entry, "error": f"{type(exc).__name__}: {exc}"}
+        with self.rejected_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+        print(f"[trainer] the store refused a {entry['kind']} entry (kept in {self.rejected_path.name}): "
+              f"{record['error']}", file=sys.stderr, flush=True)
 
     def _poll_side_channels(self) -> None:
         now = time.monotonic()
@@ -363,7 +440,10 @@ class Reporter:
                     self._heartbeat = {**hb, **(self._heartbeat or {})}
         if now - self._last_cancel_poll >= self.cancel_poll_s:
             self._last_cancel_poll = now
-            flag = self.sink.cancel_requested()
+            try:
+                flag = self.sink.cancel_requested()
+            except Exception:  # noqa: BLE001 - unknown this time; ask again later
+                flag = None
             if flag:
                 self._cancel = True
 
@@ -375,9 +455,15 @@ class Reporter:
     def _sleep_backoff(self) -> None:
         delay = min(self.backoff_max_s, self.backoff_base_s * (2 ** min(self._failures - 1, 16)))
         delay *= 0.5 + random.random() / 2  # jitter, so many trainers don't retry in lockstep
-        with self._cv:
-            if not self._stop:
-                self._cv.wait(timeout=delay)
+        if not self._stop:
+            self._wake.wait(timeout=delay)
+        self._wake.clear()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 class NullReporter:
@@ -395,7 +481,7 @@ class NullReporter:
     def finish(self, *a: Any, **k: Any) -> bool:
         return True
 
-    pending = 0
+    pending = sent = rejected = sink_errors = 0
 
 
 def read_spool(path: str | Path, after: int = 0) -> list[dict[str, Any]]:

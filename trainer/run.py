@@ -6,13 +6,14 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.config import TrainingConfig
 from core.jobspec import JobSpec
-from trainer import modeling
+from trainer import checkpoints, modeling
 from trainer.callbacks import (
     HeartbeatCallback,
     MetricsCallback,
@@ -22,6 +23,10 @@ from trainer.callbacks import (
     SystemMonitor,
 )
 from trainer.data import PreparedData, prepare
+
+# The end-of-turn marker of the ChatML fallback: generated answers are cut there (it is plain text to a base
+# model's tokenizer, so skip_special_tokens does not remove it).
+_CHATML_END = "<|im_end|>"
 
 
 @dataclass
@@ -35,6 +40,16 @@ class RunResult:
     prediction_seconds: float
     prediction_calls: int
     dataset_size: int
+    cost_usd: float = 0.0
+    resumed_from: str | None = None
+
+
+@dataclass
+class Built:
+    trainer: Any
+    data: PreparedData
+    tokenizer: Any
+    chat_template_source: str
 
 
 def world() -> tuple[int, int]:
@@ -45,7 +60,7 @@ def trl_args(cfg: TrainingConfig, spec: JobSpec, data: PreparedData, world_size:
     """The TRL config for the method, from our config (one place maps our fields onto TRL's)."""
     t = cfg.training
     common: dict[str, Any] = dict(
-        output_dir=str(Path(spec.output_dir) / "checkpoints"),
+        output_dir=str(checkpoints.checkpoint_root(spec.output_dir)),
         num_train_epochs=t.num_epochs,
         max_steps=t.max_steps or -1,
         learning_rate=t.learning_rate,
@@ -57,7 +72,8 @@ def trl_args(cfg: TrainingConfig, spec: JobSpec, data: PreparedData, world_size:
         optim=t.optim,
         lr_scheduler_type=t.lr_scheduler_type,
         max_grad_norm=t.max_grad_norm,
-        gradient_checkpointing=t.gradient_checkpointing,
+        # TRL defaults these to on; ours are explicit (transformers 5 renamed gradient_ to activation_).
+        activation_checkpointing=t.gradient_checkpointing,
         bf16=t.bf16,
         fp16=t.fp16,
         logging_steps=t.logging_steps,
@@ -72,19 +88,21 @@ def trl_args(cfg: TrainingConfig, spec: JobSpec, data: PreparedData, world_size:
         use_cpu=cfg.model.device_map == "cpu",
         dataloader_num_workers=0,
         max_length=cfg.data.max_length,
-        ddp_find_unused_parameters=False if world_size > 1 else None,
+        use_liger_kernel=modeling.use_liger(cfg),
     )
+    if world_size > 1:
+        common["ddp_find_unused_parameters"] = False
     if data.eval:
         common.update(eval_strategy="steps" if t.eval_steps else "epoch", eval_steps=t.eval_steps)
     else:
         common.update(eval_strategy="no")
     if t.gradient_checkpointing:
-        common["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+        common["activation_checkpointing_kwargs"] = {"use_reentrant": False}
     method = t.method
     if method == "sft":
         from trl import SFTConfig
 
-        return SFTConfig(packing=t.packing, dataset_num_proc=None, **common)
+        return SFTConfig(packing=t.packing, padding_free=t.padding_free, dataset_num_proc=None, **common)
     if method == "dpo":
         from trl import DPOConfig
 
@@ -114,104 +132,127 @@ def trainer_class(method: str) -> Any:
         from trl import KTOTrainer
 
         return KTOTrainer
-    from trl.experimental.orpo import ORPOTrainer
+    if method == "orpo":
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # the screens already mark ORPO experimental
+        from trl.experimental.orpo import ORPOTrainer
 
-    return ORPOTrainer
+        return ORPOTrainer
+    raise ValueError(f"unknown method {method}")
 
 
 def latest_checkpoint(output_dir: str | Path) -> str | None:
-    ckpt_root = Path(output_dir) / "checkpoints"
-    if not ckpt_root.is_dir():
-        return None
-    ckpts = [p for p in ckpt_root.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    if not ckpts:
-        return None
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1])))
+    return checkpoints.latest_checkpoint(output_dir)
+
+
+def console_callbacks(spec: JobSpec, reporter: Any, run: RunState, tokenizer: Any, data: PreparedData,
+                      world_size: int, stop_text: str | None) -> list[Any]:
+    cfg = spec.config
+    samples_per_step = cfg.training.batch_size * cfg.training.gradient_accumulation_steps * world_size
+    callbacks: list[Any] = [
+        MetricsCallback(reporter, run, samples_per_step),
+        HeartbeatCallback(reporter, run),
+        StopCallback(reporter, run, spec.budget_usd or cfg.budget.max_usd, spec.max_hours or cfg.budget.max_hours),
+    ]
+    p = cfg.predictions
+    if p.enabled and data.samples:
+        callbacks.append(PredictionsCallback(
+            reporter, run, tokenizer, data.samples, p.sample_frequency, p.step_interval, p.max_new_tokens,
+            p.temperature, p.top_p, seed=cfg.training.seed, stop_text=stop_text,
+        ))
+    return callbacks
 
 
 def build_trainer(spec: JobSpec, reporter: Any, run: RunState, *, extra_callbacks: list | None = None,
-                  with_console_callbacks: bool = True) -> tuple[Any, PreparedData, Any]:
+                  with_console_callbacks: bool = True) -> Built:
     """Everything up to ``trainer.train()``; the overhead benchmark builds a plain-TRL twin with no callbacks."""
-    import torch
     from datasets import Dataset
 
     cfg = spec.config
-    rank, world_size = world()
-    data = prepare(cfg, spec.dataset_path)
-    tokenizer = modeling.load_tokenizer(cfg)
+    _, world_size = world()
+    data = prepare(cfg, spec.dataset_path)  # before any model loads: a bad row fails in a second, not minutes
+    conversational = any(isinstance(v, list) for row in data.train[:1] for v in row.values())
+    tokenizer, template_source = modeling.load_tokenizer(cfg, needs_chat_template=conversational)
     model = modeling.load_model(cfg, distributed=world_size > 1)
     args = trl_args(cfg, spec, data, world_size)
-    torch.manual_seed(cfg.training.seed)
-    callbacks: list[Any] = []
-    if with_console_callbacks:
-        samples_per_step = cfg.training.batch_size * cfg.training.gradient_accumulation_steps * world_size
-        callbacks += [
-            MetricsCallback(reporter, run, samples_per_step),
-            HeartbeatCallback(reporter, run),
-            StopCallback(reporter, run, spec.budget_usd or cfg.budget.max_usd, spec.max_hours or cfg.budget.max_hours),
-        ]
-        if cfg.predictions.enabled and data.samples:
-            p = cfg.predictions
-            callbacks.append(PredictionsCallback(
-                reporter, run, tokenizer, data.samples, p.sample_frequency, p.step_interval, p.max_new_tokens,
-                p.temperature, p.top_p,
-            ))
+    stop_text = _CHATML_END if template_source == "fallback" else None
+    callbacks = console_callbacks(spec, reporter, run, tokenizer, data, world_size, stop_text) \
+        if with_console_callbacks else []
     callbacks += extra_callbacks or []
-    kwargs: dict[str, Any] = dict(
-        model=model, args=args, train_dataset=Dataset.from_list(data.train),
-        eval_dataset=Dataset.from_list(data.eval) if data.eval else None, processing_class=tokenizer,
-        callbacks=callbacks, peft_config=modeling.peft_config(cfg),
-    )
-    trainer = trainer_class(cfg.training.method)(**kwargs)
-    return trainer, data, tokenizer
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*use_liger_kernel.*", category=FutureWarning)
+        trainer = trainer_class(cfg.training.method)(
+            model=model, args=args, train_dataset=Dataset.from_list(data.train),
+            eval_dataset=Dataset.from_list(data.eval) if data.eval else None, processing_class=tokenizer,
+            callbacks=callbacks, peft_config=modeling.peft_config(cfg),
+        )
+    return Built(trainer, data, tokenizer, template_source)
 
 
-def train(spec: JobSpec, reporter: Any, *, resume: bool = False, run: RunState | None = None) -> RunResult:
+def train(spec: JobSpec, reporter: Any, *, resume: bool = False, run: RunState | None = None,
+          extra_callbacks: list | None = None) -> RunResult:
     cfg = spec.config
     rank, world_size = world()
     run = run or RunState(is_main=rank == 0, cost_per_hour=spec.cost_per_hour)
+    run.cost_per_hour = spec.cost_per_hour
+    run.prior_cost_usd = spec.prior_cost_usd
     if spec.started_epoch_s:
-        # Billing started when the machine did, not when Python did (matters on resume and slow installs).
-        run.prior_cost_usd = max(0.0, time.time() - spec.started_epoch_s) / 3600.0 * spec.cost_per_hour
-    trainer, data, tokenizer = build_trainer(spec, reporter, run)
+        # Billing started when the machine did, not when Python did (matters after slow installs).
+        run.prior_cost_usd += max(0.0, time.time() - spec.started_epoch_s) / 3600.0 * spec.cost_per_hour
+    ckpt = None
+    if resume:
+        if run.is_main:
+            for path in checkpoints.remove_incomplete(spec.output_dir):
+                print(f"[trainer] removed the incomplete checkpoint {path}", flush=True)
+        ckpt = checkpoints.latest_checkpoint(spec.output_dir)
+        print(f"[trainer] resuming from {ckpt}" if ckpt else "[trainer] no checkpoint to resume from; starting "
+              "from step 0", flush=True)
+    built = build_trainer(spec, reporter, run, extra_callbacks=extra_callbacks)
+    trainer = built.trainer
+    if run.is_main:
+        print(f"[trainer] rank {rank} of {world_size} reports; chat template: {built.chat_template_source}",
+              flush=True)
+    else:
+        print(f"[trainer] rank {rank} of {world_size} trains without reporting", flush=True)
     monitor = SystemMonitor(reporter, run, spec.system_sample_s).start()
     t0 = time.monotonic()
     try:
-        ckpt = latest_checkpoint(spec.output_dir) if resume else None
         output = trainer.train(resume_from_checkpoint=ckpt)
     finally:
         monitor.stop()
     train_seconds = time.monotonic() - t0
-    artifact = None
-    if run.is_main:
-        artifact = save_artifact(trainer, tokenizer, spec, data, train_seconds, run)
+    artifact = save_artifact(trainer, built, spec, train_seconds, run, ckpt)
     final_loss = run.last_loss if run.last_loss is not None else _f(getattr(output, "training_loss", None))
-    status = run.stop_reason or "completing"
     return RunResult(
-        status=status, reason=run.stop_detail, final_loss=final_loss, artifact_path=artifact,
-        total_steps=trainer.state.global_step, train_seconds=train_seconds,
+        status=run.stop_reason or "completing", reason=run.stop_detail, final_loss=final_loss,
+        artifact_path=artifact, total_steps=trainer.state.global_step, train_seconds=train_seconds,
         prediction_seconds=run.prediction_seconds, prediction_calls=run.prediction_calls,
-        dataset_size=len(data.train) + len(data.eval),
+        dataset_size=len(built.data.train) + len(built.data.eval), cost_usd=round(run.cost_now(), 6),
+        resumed_from=ckpt,
     )
 
 
-def save_artifact(trainer: Any, tokenizer: Any, spec: JobSpec, data: PreparedData, train_seconds: float,
-                  run: RunState) -> str:
-    """The adapter (or full model), tokenizer, training args and the job's config, in ``output_dir/final``."""
+def save_artifact(trainer: Any, built: Built, spec: JobSpec, train_seconds: float, run: RunState,
+                  resumed_from: str | None) -> str | None:
+    """The adapter (or full model), tokenizer, training args, the job's config and the run's log history, in
+    ``output_dir/final``. Every rank calls ``save_model`` (it synchronises processes); rank 0 writes the rest."""
     final = Path(spec.output_dir) / "final"
-    final.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
+    if not run.is_main:
+        return None
+    data = built.data
+    built.tokenizer.save_pretrained(str(final))
     (final / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
     (final / "console_config.json").write_text(spec.config.model_dump_json(indent=2), encoding="utf-8")
     summary = {
         "job_id": spec.job_id, "base_model": spec.config.model.name, "method": spec.config.training.method,
-        "format": data.fmt, "train_rows": len(data.train), "eval_rows": len(data.eval),
-        "global_step": trainer.state.global_step, "train_seconds": round(train_seconds, 2),
-        "final_loss": run.last_loss, "stop_reason": run.stop_reason,
-        "log_history": trainer.state.log_history[-5:],
+        "format": data.fmt, "train_rows": len(data.train), "eval_rows": len(data.eval), "skipped_rows": data.skipped,
+        "global_step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+        "train_seconds": round(train_seconds, 2), "final_loss": run.last_loss, "stop_reason": run.stop_reason,
+        "resumed_from": resumed_from, "chat_template": built.chat_template_source,
+        "prediction_seconds": round(run.prediction_seconds, 3), "prediction_calls": run.prediction_calls,
     }
     (final / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    (final / "log_history.json").write_text(json.dumps(trainer.state.log_history, default=str), encoding="utf-8")
     return str(final)
 
 

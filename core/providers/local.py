@@ -20,7 +20,11 @@ from core.errors import LaunchError
 from core.paths import PROJECT_ROOT
 from core.providers.base import GPUOffer, LaunchRequest, Provider, ProviderRef, ProviderStatus, register
 
-WRAPPER = '"$0" -m trainer --config "$1" $3; echo $? > "$2.tmp" && mv "$2.tmp" "$2"'
+# $1 is the exit-status file, the rest the trainer's command line (one process, or torchrun for several). The
+# shell ignores SIGTERM so that a cancel, which signals the whole group, still gets the trainer's exit status
+# recorded; the trainer installs its own SIGTERM handler (graceful stop).
+WRAPPER = ('trap "" TERM; exit_file="$1"; shift; "$@"; echo $? > "$exit_file.tmp" && mv "$exit_file.tmp" '
+           '"$exit_file"')
 
 
 def _gpu_count() -> int:
@@ -48,6 +52,7 @@ class LocalProvider(Provider):
         "multi_node": "One machine only; use SkyPilot for several nodes.",
         "spot": "Not applicable on your own machine.",
         "budget_enforced_by_provider": "Your own machine has no bill; the time limit still applies.",
+        "resume": None,
     }
     report_channel = "sqlite"
 
@@ -87,11 +92,14 @@ class LocalProvider(Provider):
             # slower steps, measured) when they compete with other busy processes for every core.
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        resume = "--resume" if (job_dir / "resume").exists() else ""
+        from trainer.launch import trainer_argv
+
+        argv = trainer_argv(self.python, req.spec_path, nproc=max(1, req.gpu_count),
+                            resume=(job_dir / "resume").exists())
         try:
             with log_path.open("ab") as log:
                 proc = subprocess.Popen(
-                    ["/bin/sh", "-c", WRAPPER, self.python, req.spec_path, str(exit_path), resume],
+                    ["/bin/sh", "-c", WRAPPER, "sh", str(exit_path), *argv],
                     cwd=str(PROJECT_ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True,  # own process group: cancel reaches the trainer and its workers
                 )
