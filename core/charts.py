@@ -1,12 +1,17 @@
 """Plotly figures of the monitor and the run comparison, built from a JobMonitor's downsampled traces.
 
-Every trace is an SVG ``go.Scatter``, never ``scattergl``: browsers give a page a handful of WebGL contexts
+Every trace is an SVG ``scatter``, never ``scattergl``: browsers give a page a handful of WebGL contexts
 (Plotly in Streamlit breaks past about eight), and at a few thousand points per trace SVG is fast enough.
 ``uirevision`` keeps a person's zoom and hidden series across live refreshes.
+
+The figures are rebuilt on every live refresh, so they are built cheaply: no copy of Plotly's default template
+(Streamlit's chart theme styles the figure in the browser anyway) and no per-property validation of the specs
+this module writes itself (tests/core/test_charts.py validates every figure kind once, the slow way).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Iterable
 
 import numpy as np
@@ -18,7 +23,7 @@ HEIGHT = 290
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
-def _figure(title: str, traces: list[go.Scatter], *, y_title: str = "", y2_title: str | None = None,
+def _figure(title: str, traces: list[dict], *, y_title: str = "", y2_title: str | None = None,
             x_title: str = "step", revision: str = "", shapes: list[dict] | None = None) -> go.Figure | None:
     if not traces:
         return None
@@ -33,17 +38,42 @@ def _figure(title: str, traces: list[go.Scatter], *, y_title: str = "", y2_title
         layout["yaxis2"] = {"title": {"text": y2_title}, "overlaying": "y", "side": "right", "showgrid": False}
     if shapes:
         layout["shapes"] = shapes
-    return go.Figure(data=traces, layout=layout)
+    return new_figure(traces, layout)
+
+
+def new_figure(traces: list[dict], layout: dict[str, Any], *, validate: bool = False) -> go.Figure:
+    if not validate:
+        try:
+            # Plotly's own switch (plotly/io/_templates.py builds its templates this way): a refresh redraws
+            # several figures every two seconds, and validating them took most of its time.
+            return go.Figure(data=traces, layout={"template": {"layout": {}}, **layout}, _validate=False)
+        except (TypeError, ValueError):  # a Plotly without the switch: the same figure, validated
+            pass
+    return go.Figure(data=traces, layout={"template": "none", **layout})
+
+
+def typed_array(values: Any) -> dict[str, str] | list:
+    """A numeric array in Plotly's typed-array form ({dtype, bdata}), as plotly.py would write it: base64 of
+    little-endian int32 (steps) or float64 values. A list of a few points passes through as it is."""
+    if isinstance(values, list) and len(values) <= 8:
+        return values
+    a = np.asarray(values)
+    if a.dtype.kind in "iu" and (a.size == 0 or (a.min() >= -(2 ** 31) and a.max() < 2 ** 31)):
+        a, code = a.astype("<i4"), "i4"
+    else:
+        a, code = a.astype("<f8"), "f8"
+    return {"dtype": code, "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
 def _line(x: Any, y: Any, name: str, *, color: str | None = None, dash: str | None = None, axis2: bool = False,
-          markers: bool = False, scale: float = 1.0) -> go.Scatter:
+          markers: bool = False, scale: float = 1.0) -> dict[str, Any]:
     y = np.asarray(y, dtype=np.float64) * scale if scale != 1.0 else y
-    return go.Scatter(x=x, y=y, name=name, mode="lines+markers" if markers else "lines",
-                      line={"color": color, "dash": dash, "width": 1.6}, yaxis="y2" if axis2 else "y")
+    line = {"width": 1.6, **({"color": color} if color else {}), **({"dash": dash} if dash else {})}
+    return {"type": "scatter", "x": typed_array(x), "y": typed_array(y), "name": name,
+            "mode": "lines+markers" if markers else "lines", "line": line, "yaxis": "y2" if axis2 else "y"}
 
 
-def _trace(jm: JobMonitor, column: str, name: str, **kw: Any) -> list[go.Scatter]:
+def _trace(jm: JobMonitor, column: str, name: str, **kw: Any) -> list[dict]:
     tr = jm.metrics.traces.get(column)
     if tr is None or not tr.n:
         return []

@@ -6,15 +6,16 @@ The cost of a refresh must not grow with the length of the run. Three things kee
 - reads ask the store for ``step >= last step held`` (the UNIQUE (job_id, step) index answers that), so a refresh
   reads the handful of rows written since the previous one; the last held step is read again because the trainer
   merges a system sample or an eval loss into a row it already wrote;
-- each metric keeps at most about ``2 * max_points`` points: past that, older points are folded with min-max
-  decimation, which keeps every bucket's lowest and highest value (a loss spike never disappears);
-- what is drawn is a min-max downsample of those points to ``max_points``, cached until the trace changes.
+- each metric keeps at most ``max_points`` points, and those are what is drawn: past that, the points held are
+  folded with min-max decimation, which keeps every bucket's lowest and highest value (a loss spike never
+  disappears), so a refresh never downsamples the whole run again.
 
 Nothing here imports Streamlit, so the pages, the CLI, the benchmark and the tests share it.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import math
 import re
@@ -64,15 +65,19 @@ def minmax_indices(x: np.ndarray, y: np.ndarray, n_out: int) -> np.ndarray:
 
 
 class Trace:
-    """One metric as (step, value) points, appended in step order, holding at most about ``2 * max_points``."""
+    """One metric as (step, value) points, appended in step order, never more than ``max_points``.
+
+    Past ``max_points``, the points held are folded to ``max_points / 2`` with min-max, so what is held is what is
+    drawn: a refresh never downsamples the run again, and folding costs O(max_points) once per max_points / 2
+    new points. Recent points stay at full resolution until the next fold.
+    """
 
     def __init__(self, max_points: int = MAX_POINTS) -> None:
         self.max_points = max_points
         self._x = np.empty(64, dtype=np.int64)
         self._y = np.empty(64, dtype=np.float64)
         self.n = 0
-        self.folds = 0  # how many times older points were folded
-        self._shown: tuple[np.ndarray, np.ndarray] | None = None
+        self.folds = 0
 
     @property
     def x(self) -> np.ndarray:
@@ -100,26 +105,22 @@ class Trace:
         self._x[cut:need] = steps
         self._y[cut:need] = values
         self.n = need
-        self._shown = None
-        if self.n > 2 * self.max_points:
+        if self.n > self.max_points:
             self._fold()
 
     def _fold(self) -> None:
-        idx = minmax_indices(self.x, self.y, self.max_points)
+        idx = minmax_indices(self.x, self.y, max(4, self.max_points // 2))
         x, y = self.x[idx], self.y[idx]
-        cap = max(64, 4 * self.max_points)
-        self._x = np.empty(cap, dtype=np.int64)
-        self._y = np.empty(cap, dtype=np.float64)
+        cap = max(64, 2 * self.max_points)
+        if len(self._x) > 4 * cap:  # a first load of a long run grew the buffer: give the memory back
+            self._x, self._y = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.float64)
         self.n = len(idx)
         self._x[: self.n], self._y[: self.n] = x, y
         self.folds += 1
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """At most ``max_points`` points to draw (cached until the next ``put``)."""
-        if self._shown is None:
-            idx = minmax_indices(self.x, self.y, self.max_points)
-            self._shown = (self.x[idx], self.y[idx])
-        return self._shown
+        """The points to draw (copies: the buffer changes on the next put)."""
+        return self.x.copy(), self.y.copy()
 
 
 # -- metrics ----------------------------------------------------------------------------------------------------
@@ -265,47 +266,57 @@ class PredictionHistory:
         self.step_sums: dict[int, list[float]] = {}  # step -> [sum bleu, n bleu, sum rouge_l, n rouge_l, n rows]
         self.latest_rows: list[dict[str, Any]] = []
         self.latest_at: datetime | None = None
+        self._summaries: dict[tuple[str, str], dict[str, Any]] = {}  # (metric, sample) -> its ranking row
 
     def since_step(self) -> int | None:
         return None if self.last_step is None else self.last_step - 1
 
     def extend(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows; a row for a (sample, step) already held replaces it. The last round is read again on every
+        refresh, and its unchanged rows cost nothing here."""
         if not rows:
             return
-        first = min(r["step"] for r in rows)
-        self._drop_from(first)
         for r in rows:
-            step, sid = int(r["step"]), str(r["sample_id"])
-            bleu, rouge = _num(r.get("bleu")), _num(r.get("rouge_l"))
-            self.by_sample.setdefault(sid, []).append((step, bleu, rouge))
+            sid = str(r["sample_id"])
+            entry = (int(r["step"]), _num(r.get("bleu")), _num(r.get("rouge_l")))
+            hist = self.by_sample.setdefault(sid, [])
+            at = len(hist)
+            if hist and hist[-1][0] >= entry[0]:  # the same step read again (or, rarely, an older one late)
+                at = bisect.bisect_left(hist, entry[0], key=lambda h: h[0])
+            if at < len(hist) and hist[at][0] == entry[0]:
+                if hist[at] == entry:
+                    continue
+                self._account(hist[at], -1, 0)
+                hist[at] = entry
+                self._account(entry, 1, 0)
+            else:
+                hist.insert(at, entry)
+                self._account(entry, 1, 1)
+                self.count += 1
+            for metric in SCORE_METRICS:
+                self._summaries.pop((metric, sid), None)
             if sid not in self.samples:
                 self.samples[sid] = {"prompt": r.get("prompt"), "expected_text": r.get("expected_text")}
-            sums = self.step_sums.setdefault(step, [0.0, 0, 0.0, 0, 0])
-            if bleu is not None:
-                sums[0] += bleu
-                sums[1] += 1
-            if rouge is not None:
-                sums[2] += rouge
-                sums[3] += 1
-            sums[4] += 1
-            self.count += 1
         last = max(r["step"] for r in rows)
-        self.latest_rows = [r for r in rows if r["step"] == last] if last != self.last_step or not self.latest_rows \
-            else _merge_round(self.latest_rows, [r for r in rows if r["step"] == last])
-        stamps = [r.get("timestamp") for r in rows if r.get("timestamp") is not None]
-        if stamps:
-            t = max(_to_epoch_s(s) or 0 for s in stamps)
-            self.latest_at = datetime.fromtimestamp(t, tz=timezone.utc)
-        self.last_step = last
+        if self.last_step is None or last > self.last_step:
+            self.latest_rows = [r for r in rows if r["step"] == last]
+            self.last_step = last
+        elif last == self.last_step:
+            self.latest_rows = _merge_round(self.latest_rows, [r for r in rows if r["step"] == last])
+        stamps = [t for r in rows if (t := _to_epoch_s(r.get("timestamp"))) is not None]
+        if stamps and (self.latest_at is None or max(stamps) > self.latest_at.timestamp()):
+            self.latest_at = datetime.fromtimestamp(max(stamps), tz=timezone.utc)
 
-    def _drop_from(self, step: int) -> None:
-        """Forget what is held at or after ``step``: those rows are being read again."""
-        for sid, hist in self.by_sample.items():
-            while hist and hist[-1][0] >= step:
-                hist.pop()
-                self.count -= 1
-        for s in [s for s in self.step_sums if s >= step]:
-            del self.step_sums[s]
+    def _account(self, entry: tuple[int, float | None, float | None], sign: int, rows: int) -> None:
+        step, bleu, rouge = entry
+        sums = self.step_sums.setdefault(step, [0.0, 0, 0.0, 0, 0])
+        if bleu is not None:
+            sums[0] += sign * bleu
+            sums[1] += sign
+        if rouge is not None:
+            sums[2] += sign * rouge
+            sums[3] += sign
+        sums[4] += rows
 
     def aggregates(self) -> dict[str, list[float | None]]:
         """Mean BLEU and ROUGE-L per prediction round, steps ascending."""
@@ -320,25 +331,31 @@ class PredictionHistory:
 
     def rankings(self, metric: str = "rouge_l", top: int = 10) -> dict[str, list[dict[str, Any]]]:
         """Worst and best samples by their latest score, and the most regressed: the largest drop from the
-        sample's best score so far to its latest one."""
-        pos = 1 if metric == "bleu" else 2
-        table = []
-        for sid, hist in self.by_sample.items():
-            pts = [(h[0], h[pos]) for h in hist if h[pos] is not None]
-            if not pts:
-                continue
-            latest_step, latest = pts[-1]
-            peak_step, peak = max(pts, key=lambda p: (p[1], -p[0]))
-            prev = pts[-2][1] if len(pts) > 1 else None
-            table.append({
-                "sample_id": sid, "prompt": self.samples.get(sid, {}).get("prompt"), "latest": latest,
-                "latest_step": latest_step, "first": pts[0][1], "peak": peak, "peak_step": peak_step,
-                "change": None if prev is None else latest - prev, "drop": peak - latest, "rounds": len(pts),
-            })
+        sample's best score so far to its latest one. Each sample's row is recomputed only when it got a new
+        round, so a refresh costs the number of samples, not the number of predictions."""
+        table = [row for sid in self.by_sample if (row := self._summary(metric, sid)) is not None]
         worst = sorted(table, key=lambda r: (r["latest"], r["sample_id"]))[:top]
         best = sorted(table, key=lambda r: (-r["latest"], r["sample_id"]))[:top]
         regressed = sorted((r for r in table if r["drop"] > 0), key=lambda r: (-r["drop"], r["sample_id"]))[:top]
         return {"worst": worst, "best": best, "regressed": regressed}
+
+    def _summary(self, metric: str, sid: str) -> dict[str, Any] | None:
+        key = (metric, sid)
+        if key not in self._summaries:
+            pos = 1 if metric == "bleu" else 2
+            pts = [(h[0], h[pos]) for h in self.by_sample[sid] if h[pos] is not None]
+            row = None
+            if pts:
+                latest_step, latest = pts[-1]
+                peak_step, peak = max(pts, key=lambda p: (p[1], -p[0]))
+                row = {
+                    "sample_id": sid, "prompt": self.samples.get(sid, {}).get("prompt"), "latest": latest,
+                    "latest_step": latest_step, "first": pts[0][1], "peak": peak, "peak_step": peak_step,
+                    "change": latest - pts[-2][1] if len(pts) > 1 else None, "drop": peak - latest,
+                    "rounds": len(pts),
+                }
+            self._summaries[key] = row
+        return self._summaries[key]
 
 
 def _merge_round(held: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
