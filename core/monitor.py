@@ -166,9 +166,10 @@ class MetricHistory:
         """What to pass as ``since_step`` (exclusive) so the last held step is read again."""
         return None if self.last_step is None else self.last_step - 1
 
-    def extend(self, steps: np.ndarray, matrix: np.ndarray, times: list[Any], sample_size: int = 1) -> None:
+    def extend(self, steps: np.ndarray, matrix: np.ndarray, times: list[tuple[int, Any]],
+               sample_size: int = 1) -> None:
         """Rows as columns: ``steps`` ascending, ``matrix[i, j]`` the value of ``columns[j]`` (NaN if none),
-        ``times`` the timestamps of the last rows (any length up to len(steps))."""
+        ``times`` (step, write time) of the last rows."""
         if not len(steps):
             return
         self.rows_read += len(steps)
@@ -183,11 +184,9 @@ class MetricHistory:
             if loss.n >= 2:
                 self.previous_loss = float(loss.y[-2])
         self._count_tokens(steps, matrix, sample_size)
-        offset = len(steps) - len(times)
-        for i, ts in enumerate(times):
+        for step, ts in times:
             t = _to_epoch_s(ts)
             if t is not None:
-                step = int(steps[offset + i])
                 while self._recent and self._recent[-1][0] >= step:
                     self._recent.pop()
                 self._recent.append((step, t))
@@ -225,32 +224,29 @@ class MetricHistory:
         return (s1 - s0) / (t1 - t0)
 
 
-def _rows_to_columns(rows: list[Any], columns: tuple[str, ...], as_tuples: bool) -> tuple[np.ndarray, np.ndarray, list]:
-    """(steps, matrix, timestamps of the last rows). Tuples are (step, timestamp, *columns)."""
-    n = len(rows)
-    if not n:
-        return np.empty(0, np.int64), np.empty((0, len(columns))), []
-    tail = rows[-256:]
-    if as_tuples:
-        steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-        # None becomes NaN when numpy builds a float array.
-        matrix = np.array([r[2:] for r in rows], dtype=np.float64).reshape(n, len(columns))
-        times = [r[1] for r in tail]
-    else:
-        steps = np.fromiter((r["step"] for r in rows), dtype=np.int64, count=n)
-        matrix = np.array([[r.get(c) for c in columns] for r in rows], dtype=np.float64).reshape(n, len(columns))
-        times = [r.get("timestamp") for r in tail]
-    return steps, matrix, times
-
-
 def fetch_metric_columns(store: Any, job_id: str, since_step: int | None,
                          columns: tuple[str, ...] = TRACE_COLUMNS) -> tuple[np.ndarray, np.ndarray, list]:
-    """Metric rows after ``since_step`` as arrays. Stores that can return plain tuples skip per-value decoding
-    (a first load of a long run reads hundreds of thousands of rows); any other store goes through get_metrics."""
+    """(steps, matrix, timestamps of the last rows) for the metric rows after ``since_step``; ``matrix[i, j]`` is
+    ``columns[j]`` at ``steps[i]``, NaN where unset. Stores that return plain tuples skip per-value decoding (a
+    first load of a long run reads hundreds of thousands of rows); any other store goes through get_metrics."""
     tuples = getattr(store, "get_metric_tuples", None)
-    if tuples is not None:
-        return _rows_to_columns(tuples(job_id, since_step=since_step, columns=columns), columns, True)
-    return _rows_to_columns(store.get_metrics(job_id, since_step=since_step, columns=columns), columns, False)
+    if tuples is None:
+        rows = store.get_metrics(job_id, since_step=since_step, columns=columns)
+        steps = np.fromiter((r["step"] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.array([[r.get(c) for c in columns] for r in rows], dtype=np.float64).reshape(len(rows), -1)
+        return steps, matrix, [(r["step"], r.get("timestamp")) for r in rows[-256:]]
+    rows = tuples(job_id, since_step=since_step, columns=columns)
+    if not rows:
+        return np.empty(0, np.int64), np.empty((0, len(columns))), []
+    # None becomes NaN when numpy builds a float array; steps fit a float64 exactly.
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns) + 1)
+    steps = table[:, 0].astype(np.int64)
+    # Write times serve only the recent pace (ETA): read them for the last rows alone.
+    tail_from = int(steps[-256]) - 1 if len(steps) > 256 else since_step
+    last = int(steps[-1])  # rows written since the read above wait for the next refresh
+    times = [(r["step"], r["timestamp"]) for r in store.get_metrics(job_id, since_step=tail_from, columns=("epoch",))
+             if r["step"] <= last]
+    return steps, table[:, 1:], times
 
 
 # -- predictions ------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import lifecycle as L
-from pages._monitor_ui import diff_html, fmt_num, monitor_for, plot, status_label
+from pages._monitor_ui import diff_html, fmt_num, monitor_for, plot
 from pages._shared import fmt_duration, fmt_money, guard, select_job, service, short_model, status_badge, store
 
 REFRESH_S = 2.0
@@ -28,9 +28,10 @@ with guard("listing jobs"):
     by_id = {j.id: j for j in jobs}
     ids = list(by_id)
     wanted = st.session_state.get("monitor_job")
+    # No status in the label: the list is read once per full run, the header below is the live status.
     job_id = st.selectbox("Job", ids, index=ids.index(wanted) if wanted in by_id else 0, key="monitor_pick",
-                          format_func=lambda i: f"{i} · {status_label(by_id[i].status)} · "
-                                                f"{by_id[i].config_name or short_model(by_id[i].model_name)}")
+                          format_func=lambda i: f"{i} · {by_id[i].config_name or short_model(by_id[i].model_name)} · "
+                                                f"{by_id[i].provider}")
     select_job(job_id)
     opened_live = by_id[job_id].status in L.LIVE
 
@@ -60,22 +61,35 @@ def header(jm) -> None:
     st.progress(p.fraction, text=f"epoch {p.epoch or 0:.2f} / {_epochs(p)} · step {p.step} / {p.total_steps or '?'} · "
                                  f"{p.fraction * 100:.0f}%")
     latest = jm.metrics.latest
-    m = st.columns(6)
     loss = jm.metrics.traces["loss"].last()
     delta = None
     if loss and jm.metrics.previous_loss is not None:
         delta = f"{loss[1] - jm.metrics.previous_loss:+.4f}"
+    m = st.columns(5)
     m[0].metric("Step", f"{p.step} / {p.total_steps or '?'}")
     m[1].metric("Loss", fmt_num(loss[1]) if loss else "—", delta=delta, delta_color="inverse")
     m[2].metric("Eval loss", fmt_num(latest.get("eval_loss")))
     m[3].metric("Learning rate", fmt_num(latest.get("learning_rate"), 3))
-    m[4].metric("Samples/s", fmt_num(latest.get("samples_per_sec"), 3))
+    m[4].metric("Samples/s", fmt_num(latest.get("samples_per_sec"), 3),
+                help=f"{fmt_num(latest['tokens_per_sec'], 3)} tokens/s" if latest.get("tokens_per_sec") else None)
+    m = st.columns(5)
     if jm.uses_gpu() and latest.get("gpu_memory_mb") is not None:
         used, total = latest["gpu_memory_mb"] / 1024, (latest.get("gpu_memory_total_mb") or 0) / 1024
-        m[5].metric("GPU memory", f"{used:.1f} / {total:.0f} GB" if total else f"{used:.1f} GB",
+        m[0].metric("GPU memory", f"{used:.1f} / {total:.0f} GB" if total else f"{used:.1f} GB",
                     help=f"{used / total * 100:.0f}% used" if total else None)
+        m[1].metric("GPU utilisation", f"{latest['gpu_util_pct']:.0f}%" if "gpu_util_pct" in latest else "—")
     else:
-        m[5].metric("CPU", f"{latest['cpu_pct']:.0f}%" if latest.get("cpu_pct") is not None else "—")
+        m[0].metric("CPU", f"{latest['cpu_pct']:.0f}%" if latest.get("cpu_pct") is not None else "—")
+        m[1].metric("RAM", f"{latest['ram_mb'] / 1024:.1f} GB" if latest.get("ram_mb") is not None else "—")
+    preds = jm.predictions
+    agg = preds.aggregates()
+    m[2].metric("BLEU", fmt_num(agg["bleu"][-1], 3) if agg["step"] else "—",
+                help=f"Mean over the samples of the latest round (step {agg['step'][-1]})" if agg["step"] else None)
+    m[3].metric("ROUGE-L", fmt_num(agg["rouge_l"][-1], 3) if agg["step"] else "—")
+    ago = None
+    if preds.latest_at:
+        ago = f"the last {fmt_duration((datetime.now(timezone.utc) - preds.latest_at).total_seconds())} ago"
+    m[4].metric("Predictions", preds.count, help=ago)
     if job.reason:
         (st.error if job.status == L.FAILED else st.info)(job.reason)
     if service().is_stale(job):

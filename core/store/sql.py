@@ -292,9 +292,9 @@ class SQLStore:
     def get_metric_tuples(
         self, job_id: str, *, since_step: int | None = None, columns: Iterable[str] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """(step, timestamp, *columns) as the driver returns them, without decoding each value: the monitor turns
-        a long run's first read (hundreds of thousands of rows) into arrays at once."""
-        cols, sql, params = self._metric_query(job_id, since_step, columns)
+        """(step, *columns) as the driver returns them, without decoding each value: the monitor turns a long
+        run's first read (hundreds of thousands of rows) into arrays at once."""
+        cols, sql, params = self._metric_query(job_id, since_step, columns, with_timestamp=False)
         with self._transaction() as cur:
             cur.execute(self._sql(sql), tuple(params))
             rows = cur.fetchall()
@@ -303,9 +303,10 @@ class SQLStore:
         return rows
 
     @staticmethod
-    def _metric_query(job_id: str, since_step: int | None,
-                      columns: Iterable[str] | None) -> tuple[list[str], str, list[Any]]:
-        cols = ["step", "timestamp", *(c for c in (columns or METRIC_COLUMNS) if c in METRIC_COLUMNS)]
+    def _metric_query(job_id: str, since_step: int | None, columns: Iterable[str] | None,
+                      with_timestamp: bool = True) -> tuple[list[str], str, list[Any]]:
+        cols = ["step", *(["timestamp"] if with_timestamp else []),
+                *(c for c in (columns or METRIC_COLUMNS) if c in METRIC_COLUMNS)]
         sql = f"SELECT {', '.join(cols)} FROM training_metrics WHERE job_id = ?"
         params: list[Any] = [job_id]
         if since_step is not None:

@@ -96,6 +96,10 @@ def test_monitor_of_a_long_gpu_run(seeded):
     assert metric(at, "Provider · GPU") == "local · A100 80GB"
     assert metric(at, "Cost") == "$0.75 / $3.00"
     assert at.get("progress")[0].proto.value == 60
+    assert metric(at, "GPU memory").endswith("/ 80 GB") and metric(at, "Predictions") == "30"
+    rows = s.get_predictions(job.id)
+    last = [r for r in rows if r["step"] == max(r["step"] for r in rows)]
+    assert metric(at, "ROUGE-L") == f"{sum(r['rouge_l'] for r in last) / len(last):.3g}"
     figs = charts(at)
     assert {"chart_loss", "chart_lr", "chart_throughput", "chart_grad_norm", "chart_gpu_memory", "chart_gpu_load",
             "chart_cost", "chart_scores", "chart_sample_trend"} <= set(figs)
