@@ -31,7 +31,8 @@ def _figure(title: str, traces: list[dict], *, y_title: str = "", y2_title: str 
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
         "height": HEIGHT, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
         "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        # Under the plot: above it, the legend would sit beneath Plotly's toolbar.
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
         "hovermode": "x unified", "uirevision": revision,
     }
     if y2_title is not None:

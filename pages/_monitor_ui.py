@@ -62,6 +62,10 @@ def diff_html(ops: list[tuple[str, str]]) -> str:
 def fmt_num(x: float | None, digits: int = 4) -> str:
     if x is None:
         return "—"
-    if x != 0 and (abs(x) < 10 ** -(digits - 1) or abs(x) >= 10 ** 6):
+    if abs(x) >= 10 ** 6:
+        return f"{x / 10 ** 6:,.{max(1, digits - 2)}f}M"
+    if abs(x) >= 10 ** digits:
+        return f"{x:,.0f}"
+    if x != 0 and abs(x) < 10 ** -(digits - 1):
         return f"{x:.{max(1, digits - 2)}e}"
     return f"{x:.{digits}g}"

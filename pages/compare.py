@@ -16,10 +16,9 @@ with guard("listing jobs"):
         st.info("Comparing needs at least two jobs.")
         st.stop()
     by_id = {j.id: j for j in jobs}
-    if "compare_pick" not in st.session_state:
-        st.session_state["compare_pick"] = [j for j in st.session_state.get("compare_jobs", []) if j in by_id][:5]
     picked = st.multiselect(
         "Jobs (two to five)", list(by_id), key="compare_pick", max_selections=5,
+        default=[j for j in st.session_state.get("compare_jobs", []) if j in by_id][:5],
         format_func=lambda i: f"{i} · {status_label(by_id[i].status)} · "
                               f"{by_id[i].config_name or short_model(by_id[i].model_name)}",
     )

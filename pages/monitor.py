@@ -49,35 +49,39 @@ def header(jm) -> None:
     job = jm.job
     p = jm.progress()
     cost = jm.cost(p)
-    c = st.columns([1.2, 1.6, 1, 1, 1.3])
-    c[0].markdown(f"**Status**\n\n{status_badge(job.status)}")
-    gpu = f"{job.gpu_count}× {job.gpu_type}" if job.gpu_type and job.gpu_count > 1 else (job.gpu_type or "—")
-    c[1].metric("Provider · GPU", f"{job.provider} · {gpu}")
-    c[2].metric("Elapsed", fmt_duration(p.elapsed_s))
-    c[3].metric("ETA", "—" if p.eta_s is None else ("done" if job.is_terminal else fmt_duration(p.eta_s)),
-                help=f"{p.steps_per_s:.2f} steps/s recently" if p.steps_per_s else None)
-    spent = fmt_money(cost.spent) + (f" / {fmt_money(cost.budget)}" if cost.budget else "")
-    c[4].metric("Cost", spent, help=f"{fmt_money(cost.per_hour)}/h" if cost.per_hour else None)
+    gpu = f"{job.gpu_count}× {job.gpu_type}" if job.gpu_type and job.gpu_count > 1 else (job.gpu_type or "no GPU")
+    rate = f" · {fmt_money(job.cost_per_hour)}/h" if job.cost_per_hour else ""
+    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}** · {gpu}{rate} · "
+                f"{job.config_name or short_model(job.model_name)}")
     st.progress(p.fraction, text=f"epoch {p.epoch or 0:.2f} / {_epochs(p)} · step {p.step} / {p.total_steps or '?'} · "
                                  f"{p.fraction * 100:.0f}%")
     latest = jm.metrics.latest
+    m = st.columns(5)
+    m[0].metric("Step", f"{p.step} / {p.total_steps or '?'}")
+    m[1].metric("Elapsed", fmt_duration(p.elapsed_s))
+    m[2].metric("ETA", "—" if p.eta_s is None else ("done" if job.is_terminal else fmt_duration(p.eta_s)),
+                help=f"{p.steps_per_s:.2f} steps/s recently" if p.steps_per_s else None)
+    m[3].metric(f"Spent (budget {fmt_money(cost.budget)})" if cost.budget else "Spent (no budget)",
+                fmt_money(cost.spent))
+    m[4].metric("Projected at the end", fmt_money(cost.projected),
+                help="At the pace of the last minutes" if cost.projected is not None else None)
     loss = jm.metrics.traces["loss"].last()
     delta = None
     if loss and jm.metrics.previous_loss is not None:
         delta = f"{loss[1] - jm.metrics.previous_loss:+.4f}"
     m = st.columns(5)
-    m[0].metric("Step", f"{p.step} / {p.total_steps or '?'}")
-    m[1].metric("Loss", fmt_num(loss[1]) if loss else "—", delta=delta, delta_color="inverse")
-    m[2].metric("Eval loss", fmt_num(latest.get("eval_loss")))
-    m[3].metric("Learning rate", fmt_num(latest.get("learning_rate"), 3))
-    m[4].metric("Samples/s", fmt_num(latest.get("samples_per_sec"), 3),
-                help=f"{fmt_num(latest['tokens_per_sec'], 3)} tokens/s" if latest.get("tokens_per_sec") else None)
+    m[0].metric("Loss", fmt_num(loss[1]) if loss else "—", delta=delta, delta_color="inverse")
+    m[1].metric("Eval loss", fmt_num(latest.get("eval_loss")))
+    m[2].metric("Learning rate", fmt_num(latest.get("learning_rate"), 3))
+    m[3].metric("Samples/s", fmt_num(latest.get("samples_per_sec"), 3))
+    m[4].metric("Tokens/s", fmt_num(latest.get("tokens_per_sec"), 3))
     m = st.columns(5)
     if jm.uses_gpu() and latest.get("gpu_memory_mb") is not None:
         used, total = latest["gpu_memory_mb"] / 1024, (latest.get("gpu_memory_total_mb") or 0) / 1024
-        m[0].metric("GPU memory", f"{used:.1f} / {total:.0f} GB" if total else f"{used:.1f} GB",
+        m[0].metric(f"GPU memory (of {total:.0f} GB)" if total else "GPU memory", f"{used:.1f} GB",
                     help=f"{used / total * 100:.0f}% used" if total else None)
-        m[1].metric("GPU utilisation", f"{latest['gpu_util_pct']:.0f}%" if "gpu_util_pct" in latest else "—")
+        m[1].metric("GPU utilisation", f"{latest['gpu_util_pct']:.0f}%" if "gpu_util_pct" in latest else "—",
+                    help=f"{latest['gpu_temp_c']:.0f} °C" if "gpu_temp_c" in latest else None)
     else:
         m[0].metric("CPU", f"{latest['cpu_pct']:.0f}%" if latest.get("cpu_pct") is not None else "—")
         m[1].metric("RAM", f"{latest['ram_mb'] / 1024:.1f} GB" if latest.get("ram_mb") is not None else "—")
@@ -122,17 +126,16 @@ def training_tab(figs: dict) -> None:
 
 
 def system_tab(jm, figs: dict) -> None:
-    keys = [k for k in ("gpu_memory", "gpu_load", "cpu") if k in figs]
-    cols = st.columns(len(keys) + 1)
-    for col, k in zip(cols, keys):
-        with col:
-            plot(figs[k], f"chart_{k}", "No system samples yet.")
-    with cols[-1]:
-        plot(figs["cost"], "chart_cost", "No cost recorded yet.")
-        cost = jm.cost()
-        if cost.projected is not None and not jm.job.is_terminal:
-            st.caption(f"Projected at the end: {fmt_money(cost.projected)}"
-                       + (f" of a {fmt_money(cost.budget)} budget" if cost.budget else " (no budget set)"))
+    charts = [(k, figs[k]) for k in ("gpu_memory", "gpu_load", "cpu") if k in figs] + [("cost", figs["cost"])]
+    for i in range(0, len(charts), 2):
+        for col, (key, fig) in zip(st.columns(2), charts[i: i + 2]):
+            with col:
+                plot(fig, f"chart_{key}", "No cost recorded yet." if key == "cost" else "No system samples yet.")
+                if key == "cost":
+                    cost = jm.cost()
+                    if cost.projected is not None and not jm.job.is_terminal:
+                        st.caption(f"Projected at the end: {fmt_money(cost.projected)}"
+                                   + (f" of a {fmt_money(cost.budget)} budget" if cost.budget else " (no budget set)"))
 
 
 def predictions_tab(jm, figs: dict) -> None:
@@ -167,10 +170,14 @@ def sample_browser(jm, ranks: dict) -> None:
     from core.monitor import sample_history
 
     samples = sorted(jm.predictions.by_sample)
-    first = (ranks["regressed"] or ranks["worst"] or [{"sample_id": samples[0]}])[0]["sample_id"]
-    if st.session_state.get("monitor_sample") not in samples:
-        st.session_state["monitor_sample"] = first
-    sid = st.selectbox("Sample", samples, key="monitor_sample")
+    # Opens on the most regressed sample. The default is kept while the samples stay the same (a changing index
+    # would reset the person's pick), and passed as index: a value set through session state does not survive
+    # the fragment's timed reruns.
+    default = st.session_state.get("_monitor_sample_default")
+    if default not in samples:
+        default = (ranks["regressed"] or ranks["worst"] or [{"sample_id": samples[0]}])[0]["sample_id"]
+        st.session_state["_monitor_sample_default"] = default
+    sid = st.selectbox("Sample", samples, index=samples.index(default), key="monitor_sample")
     # One query per sample and prediction round, not one per refresh.
     cache_key = (jm.job_id, sid, jm.predictions.last_step, jm.predictions.count)
     if st.session_state.get("_sample_cache", (None,))[0] != cache_key:
@@ -260,19 +267,19 @@ with guard("stopping the job"):
             if pending and pending[1] == job.id:
                 label, what, keep = ACTIONS[pending[0]]
                 st.warning(f"**{label}?** {what}")
-                yes, no, _ = st.columns([1, 1, 3])
-                if yes.button(f"Yes, {label.lower()}", type="primary", key="monitor_confirm_yes"):
+                row = st.container(horizontal=True)
+                if row.button(f"Yes, {label.lower()}", type="primary", key="monitor_confirm_yes"):
                     st.session_state.pop("monitor_confirm", None)
                     service().cancel(job.id, keep_checkpoint=keep)
                     st.toast("Stop requested." if keep else "Job cancelled.")
                     st.rerun()
-                if no.button("Keep it running", key="monitor_confirm_no"):
+                if row.button("Keep it running", key="monitor_confirm_no"):
                     st.session_state.pop("monitor_confirm", None)
                     st.rerun()
             else:
-                a, b, _ = st.columns([1, 1, 3])
-                for col, action in zip((a, b), ACTIONS):
-                    if col.button(ACTIONS[action][0], key=f"monitor_{action}",
+                row = st.container(horizontal=True)
+                for action in ACTIONS:
+                    if row.button(ACTIONS[action][0], key=f"monitor_{action}",
                                   type="secondary", icon=":material/stop_circle:" if action == "stop" else
                                   ":material/cancel:"):
                         st.session_state["monitor_confirm"] = (action, job.id)
