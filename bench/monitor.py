@@ -12,7 +12,9 @@ interleaved so both see the same machine load, the server-side time of one refre
 - the JSON Streamlit ships per chart, made the way ``st.plotly_chart`` makes it
   (``plotly.tools.return_figure_from_figure_or_data`` then ``plotly.io.to_json``).
 
-Streamlit's own protobuf and websocket work is the same for both jobs and is left out.
+Streamlit's own protobuf and websocket work is the same for both jobs and is left out of that figure;
+``--apptest N`` adds a second one that includes it: N full reruns of the real Monitor page per job through
+streamlit.testing's AppTest (script, fragment, every element serialised), each session keeping its cache.
 
 *first load*: a fresh JobMonitor (a new browser session) reads everything. *incremental*: before each timed
 refresh, ``--new-rows`` steps are written to each job (untimed, as a trainer would between two refreshes), and every
@@ -22,6 +24,7 @@ tenth round a new prediction round too. Target: incremental refresh of the long 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -81,14 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=40, help="incremental refreshes per run")
     ap.add_argument("--first", type=int, default=3, help="first loads per run")
     ap.add_argument("--new-rows", type=int, default=10, dest="new_rows", help="steps written between refreshes")
+    ap.add_argument("--apptest", type=int, default=10, help="full reruns of the Monitor page per run (0: skip)")
     args = ap.parse_args(argv)
 
+    tmp = Path(tempfile.mkdtemp(prefix="ftc-bench-monitor-"))
+    os.environ["CONSOLE_HOME"] = str(tmp)  # the AppTest part opens the same store
+    os.environ.pop("CONSOLE_STORE_URL", None)
+
     from core.monitor import JobMonitor
-    from core.store.sqlite import SQLiteStore
+    from core.store import open_store
     from tests.support.monitor_seed import add_steps, prediction_rows, seed_job
 
-    tmp = Path(tempfile.mkdtemp(prefix="ftc-bench-monitor-"))
-    store = SQLiteStore(tmp / "console.db")
+    store = open_store()
     t = time.perf_counter()
     rounds_big = max(1, args.predictions // args.samples)
     big = seed_job(store, steps=args.rows, total_steps=args.rows * 2, samples=args.samples, rounds=rounds_big,
@@ -146,9 +153,45 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'points drawn (all metrics)':28}{points['long']:>14,}{points['short']:>14,}")
     print(f"{'chart JSON per refresh (KB)':28}{sizes['long'] / 1024:>14.0f}{sizes['short'] / 1024:>14.0f}")
     ratio = stats(inc["long"])["median"] / stats(inc["short"])["median"]
+    if args.apptest:
+        page = apptest_reruns(runs, store, args.apptest, args.new_rows, next_step)
+        a, b = stats(page["long"]), stats(page["short"])
+        for k in ("median", "mean", "p90"):
+            print(f"{'page rerun ' + k + ' (ms)':28}{a[k]:>14.1f}{b[k]:>14.1f}{a[k] / b[k]:>8.2f}x")
     print(f"\nincremental refresh, long run / short run (median): {ratio:.2f}x — target <= 1.5x: "
           f"{'met' if ratio <= 1.5 else 'NOT met'}")
     return 0
+
+
+def apptest_reruns(runs: dict, store, n: int, new_rows: int, next_step: dict) -> dict[str, list[float]]:
+    """Full reruns of the real app on the Monitor page, one AppTest session per job (its cache warm first)."""
+    import logging
+
+    from streamlit.testing.v1 import AppTest
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # "missing ScriptRunContext" is expected in bare mode
+
+    from tests.support.monitor_seed import add_steps
+
+    tests = {}
+    for name, job in runs.items():
+        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+        at.session_state["monitor_job"] = job.id
+        at.run()
+        at.switch_page("pages/monitor.py")
+        at.run()
+        if at.exception:
+            raise RuntimeError(f"the monitor page failed: {at.exception}")
+        tests[name] = at
+    out: dict[str, list[float]] = {k: [] for k in runs}
+    for i in range(n):
+        for name in (list(runs) if i % 2 == 0 else list(reversed(runs))):
+            add_steps(store, runs[name], next_step[name], new_rows)
+            next_step[name] += new_rows
+            t0 = time.perf_counter()
+            tests[name].run()
+            out[name].append(time.perf_counter() - t0)
+    return out
 
 
 if __name__ == "__main__":
