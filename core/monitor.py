@@ -157,7 +157,8 @@ class MetricHistory:
         self.last_step: int | None = None
         self.rows_read = 0
         self.latest: dict[str, float] = {}  # newest value of every metric
-        self.previous_loss: float | None = None
+        self.previous_loss: float | None = None  # the loss logged before the latest one
+        self._loss_last: tuple[int, float] | None = None
         self._recent: deque[tuple[int, float]] = deque(maxlen=256)  # (step, epoch seconds)
         self._tokens = 0.0
         self._tokens_step = 0
@@ -179,10 +180,13 @@ class MetricHistory:
             valid = ~np.isnan(col)
             if valid.any():
                 self.latest[c] = float(col[valid][-1])
-        if "loss" in self.columns:
-            loss = self.traces["loss"]
-            if loss.n >= 2:
-                self.previous_loss = float(loss.y[-2])
+        if "loss" in self.columns:  # from the rows, not the trace: folding may have dropped the one before last
+            col = matrix[:, self.columns.index("loss")]
+            valid = ~np.isnan(col)
+            for step, value in zip(steps[valid][-2:].tolist(), col[valid][-2:].tolist()):
+                if self._loss_last is None or step != self._loss_last[0]:
+                    self.previous_loss = None if self._loss_last is None else self._loss_last[1]
+                self._loss_last = (step, value)
         self._count_tokens(steps, matrix, sample_size)
         for step, ts in times:
             t = _to_epoch_s(ts)

@@ -196,3 +196,21 @@ def s_last_round_mean(s, job_id):
     last = max(r["step"] for r in rows)
     at = [r["rouge_l"] for r in rows if r["step"] == last]
     return sum(at) / len(at)
+
+
+def test_a_queued_job_has_no_data_yet_on_the_monitor_and_in_compare(seeded):
+    from core.store.records import JobRecord, new_id
+
+    s, jobs = seeded
+    queued = s.create_job(JobRecord(id=new_id("job"), provider="local", status="queued", config_name="waiting",
+                                    config={"training": {"num_epochs": 2}}))
+    at = app("pages/monitor.py", monitor_job=queued.id)
+    assert metric(at, "Step") == "0 / ?" and metric(at, "ETA") == "—" and metric(at, "Predictions") == "0"
+    assert not charts(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "No loss logged yet." in captions and "No predictions yet" in captions
+    assert at.button(key="monitor_cancel")  # a queued job can still be cancelled
+    at = app("pages/compare.py", compare_jobs=[queued.id, jobs["cpu"].id])
+    (results,) = table(at, "best eval loss")
+    assert list(results["run"]) == ["waiting", "cpu-run"] and list(results["steps"]) == [0, 400]
+    assert [t["name"] for t in charts(at)["compare_loss"]["data"]] == ["cpu-run train", "cpu-run eval"]
