@@ -201,7 +201,21 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_predictions(args: argparse.Namespace) -> int:
     store = _store()
     store.get_job(args.job)
-    rows = store.get_predictions(args.job, epoch=args.epoch, limit=args.limit)
+    if args.summary:
+        from core.monitor import JobMonitor
+
+        jm = JobMonitor(args.job)
+        jm.refresh(store)
+        agg = jm.predictions.aggregates()
+        data = {"steps": agg["step"], "bleu": agg["bleu"], "rouge_l": agg["rouge_l"], "samples": agg["samples"],
+                **jm.predictions.rankings(args.rank_by)}
+        _emit(args, data, lambda d: "\n".join(
+            [f"step {s}: bleu {b} rouge_l {r}" for s, b, r in zip(d["steps"], d["bleu"], d["rouge_l"])]
+            + [f"{k}: " + ", ".join(f"{x['sample_id']} ({x['latest']:.3g})" for x in d[k])
+               for k in ("worst", "best", "regressed")]))
+        return 0
+    rows = store.get_predictions(args.job, epoch=args.epoch, since_step=args.since, sample_id=args.sample,
+                                 limit=args.limit)
     if args.json:
         print(json.dumps(rows, default=str))
     else:
@@ -213,7 +227,7 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     svc = _service()
-    job = svc.cancel(args.job)
+    job = svc.cancel(args.job, keep_checkpoint=not args.now)
     if args.wait:
         job = svc.wait(job.id, timeout_s=args.timeout)
     _emit(args, _job_dict(job), lambda d: f"{d['id']}: {d['status']}" + (" (cancel requested)" if d["cancel_requested"] and d["status"] != "cancelled" else ""))
@@ -320,9 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("job")
     sp.add_argument("--epoch", type=float)
     sp.add_argument("--limit", type=int)
+    sp.add_argument("--since", type=int, help="only rounds after this step")
+    sp.add_argument("--sample", help="one sample's generations across rounds")
+    sp.add_argument("--summary", action="store_true",
+                    help="mean BLEU and ROUGE-L per round, and the worst, best and most regressed samples")
+    sp.add_argument("--rank-by", dest="rank_by", choices=["rouge_l", "bleu"], default="rouge_l")
 
     sp = add("cancel", cmd_cancel, "cancel a job (the trainer saves a checkpoint first)")
     sp.add_argument("job")
+    sp.add_argument("--now", action="store_true", help="release the machine at once, keeping no checkpoint")
     sp.add_argument("--wait", action="store_true")
     sp.add_argument("--timeout", type=float, default=120)
 

@@ -342,13 +342,18 @@ class JobService:
         return job
 
     # -- cancel ---------------------------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> JobRecord:
-        """Ask the trainer to save a checkpoint and stop; the poller kills it if it does not within the grace."""
+    def cancel(self, job_id: str, *, keep_checkpoint: bool = True) -> JobRecord:
+        """Ask the trainer to save a checkpoint and stop; the poller kills it if it does not within the grace.
+        ``keep_checkpoint=False`` releases the machine at once instead, without saving anything."""
         job = self.store.get_job(job_id)
         if job.is_terminal:
             raise StateError(f"Job {job_id} already ended ({job.status}); there is nothing to cancel.")
         self.store.update_job(job_id, cancel_requested=True, cancel_requested_at=utcnow())
-        if job.status == L.QUEUED:
+        if not keep_checkpoint and job.provider_ref:
+            self._terminate(job, self.provider(job.provider))
+            self.store.transition_job(job_id, L.CANCELLED,
+                                      reason="Cancelled by the user; stopped at once, no checkpoint kept.")
+        elif job.status == L.QUEUED:
             self.store.transition_job(job_id, L.CANCELLED, expect=[L.QUEUED], reason="Cancelled before it started.")
         elif not job.provider_ref:
             self.store.transition_job(job_id, L.CANCELLED, reason="Cancelled during launch.")

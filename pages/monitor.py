@@ -1,21 +1,22 @@
-"""Monitor one job live: status, progress, loss and learning-rate charts, predictions, cancel."""
+"""Monitor one job live: header, training / system / cost charts, the predictions browser, log and errors, stop.
+
+The live part is a fragment that reruns every REFRESH_S seconds while the job is live. Its JobMonitor (kept per
+job in session state) reads only the rows written since the previous refresh, so a 200,000-step run redraws as
+fast as a short one; see core/monitor.py.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
 
 import streamlit as st
 
 from core import lifecycle as L
-from pages._shared import (
-    elapsed_s,
-    fmt_duration,
-    fmt_money,
-    guard,
-    select_job,
-    service,
-    short_model,
-    status_badge,
-    store,
-)
+from pages._monitor_ui import diff_html, fmt_num, monitor_for, plot
+from pages._shared import fmt_duration, fmt_money, guard, select_job, service, short_model, status_badge, store
+
+REFRESH_S = 2.0
 
 st.title("Monitor")
 
@@ -24,111 +25,265 @@ with guard("listing jobs"):
     if not jobs:
         st.info("No jobs yet; launch one on **Deploy**.")
         st.stop()
-    ids = [j.id for j in jobs]
-    wanted = st.session_state.get("monitor_job")
-    idx = ids.index(wanted) if wanted in ids else 0
     by_id = {j.id: j for j in jobs}
-    job_id = st.selectbox("Job", ids, index=idx, key="monitor_pick",
-                          format_func=lambda i: f"{i} · {by_id[i].status} · {short_model(by_id[i].model_name)}")
+    ids = list(by_id)
+    wanted = st.session_state.get("monitor_job")
+    # No status in the label: the list is read once per full run, the header below is the live status.
+    job_id = st.selectbox("Job", ids, index=ids.index(wanted) if wanted in by_id else 0, key="monitor_pick",
+                          format_func=lambda i: f"{i} · {by_id[i].config_name or short_model(by_id[i].model_name)} · "
+                                                f"{by_id[i].provider}")
     select_job(job_id)
+    opened_live = by_id[job_id].status in L.LIVE
 
 
-def _charts(job_id: str) -> None:
-    import plotly.graph_objects as go
+# -- header -----------------------------------------------------------------------------------------------------
 
-    rows = store().get_metrics(job_id)
-    loss = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
-    eval_loss = [(r["step"], r["eval_loss"]) for r in rows if r.get("eval_loss") is not None]
-    lr = [(r["step"], r["learning_rate"]) for r in rows if r.get("learning_rate") is not None]
-    c1, c2 = st.columns(2)
-    with c1:
-        fig = go.Figure()
-        if loss:
-            fig.add_trace(go.Scatter(x=[s for s, _ in loss], y=[v for _, v in loss], name="train loss"))
-        if eval_loss:
-            fig.add_trace(go.Scatter(x=[s for s, _ in eval_loss], y=[v for _, v in eval_loss], name="eval loss",
-                                     mode="lines+markers"))
-        fig.update_layout(title="Loss", height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step")
-        st.plotly_chart(fig, width="stretch", key="chart_loss")
-    with c2:
-        fig = go.Figure()
-        if lr:
-            fig.add_trace(go.Scatter(x=[s for s, _ in lr], y=[v for _, v in lr], name="learning rate"))
-        fig.update_layout(title="Learning rate", height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step")
-        st.plotly_chart(fig, width="stretch", key="chart_lr")
+def _epochs(p) -> str:
+    if p.epochs_total is None:
+        return "?"
+    value = f"{p.epochs_total:g}" if float(p.epochs_total).is_integer() else f"{p.epochs_total:.2f}"
+    return ("≈" if p.epochs_estimated else "") + value
 
 
-def _predictions(job_id: str) -> None:
-    rows = store().get_predictions(job_id)
-    if not rows:
-        st.caption("No predictions yet.")
+def header(jm) -> None:
+    job = jm.job
+    p = jm.progress()
+    cost = jm.cost(p)
+    gpu = f"{job.gpu_count}× {job.gpu_type}" if job.gpu_type and job.gpu_count > 1 else (job.gpu_type or "no GPU")
+    rate = f" · {fmt_money(job.cost_per_hour)}/h" if job.cost_per_hour else ""
+    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}** · {gpu}{rate} · "
+                f"{job.config_name or short_model(job.model_name)}")
+    st.progress(p.fraction, text=f"epoch {p.epoch or 0:.2f} / {_epochs(p)} · step {p.step} / {p.total_steps or '?'} · "
+                                 f"{p.fraction * 100:.0f}%")
+    latest = jm.metrics.latest
+    m = st.columns(5)
+    m[0].metric("Step", f"{p.step} / {p.total_steps or '?'}")
+    m[1].metric("Elapsed", fmt_duration(p.elapsed_s))
+    m[2].metric("ETA", "—" if p.eta_s is None else ("done" if job.is_terminal else fmt_duration(p.eta_s)),
+                help=f"{p.steps_per_s:.2f} steps/s recently" if p.steps_per_s else None)
+    m[3].metric(f"Spent (budget {fmt_money(cost.budget)})" if cost.budget else "Spent (no budget)",
+                fmt_money(cost.spent))
+    m[4].metric("Projected at the end", fmt_money(cost.projected),
+                help="At the pace of the last minutes" if cost.projected is not None else None)
+    loss = jm.metrics.traces["loss"].last()
+    delta = None
+    if loss and jm.metrics.previous_loss is not None:
+        delta = f"{loss[1] - jm.metrics.previous_loss:+.4f}"
+    m = st.columns(5)
+    m[0].metric("Loss", fmt_num(loss[1]) if loss else "—", delta=delta, delta_color="inverse")
+    m[1].metric("Eval loss", fmt_num(latest.get("eval_loss")))
+    m[2].metric("Learning rate", fmt_num(latest.get("learning_rate"), 3))
+    m[3].metric("Samples/s", fmt_num(latest.get("samples_per_sec"), 3))
+    m[4].metric("Tokens/s", fmt_num(latest.get("tokens_per_sec"), 3))
+    m = st.columns(5)
+    if jm.uses_gpu() and latest.get("gpu_memory_mb") is not None:
+        used, total = latest["gpu_memory_mb"] / 1024, (latest.get("gpu_memory_total_mb") or 0) / 1024
+        m[0].metric(f"GPU memory (of {total:.0f} GB)" if total else "GPU memory", f"{used:.1f} GB",
+                    help=f"{used / total * 100:.0f}% used" if total else None)
+        m[1].metric("GPU utilisation", f"{latest['gpu_util_pct']:.0f}%" if "gpu_util_pct" in latest else "—",
+                    help=f"{latest['gpu_temp_c']:.0f} °C" if "gpu_temp_c" in latest else None)
+    else:
+        m[0].metric("CPU", f"{latest['cpu_pct']:.0f}%" if latest.get("cpu_pct") is not None else "—")
+        m[1].metric("RAM", f"{latest['ram_mb'] / 1024:.1f} GB" if latest.get("ram_mb") is not None else "—")
+    preds = jm.predictions
+    agg = preds.aggregates()
+    m[2].metric("BLEU", fmt_num(agg["bleu"][-1], 3) if agg["step"] else "—",
+                help=f"Mean over the samples of the latest round (step {agg['step'][-1]})" if agg["step"] else None)
+    m[3].metric("ROUGE-L", fmt_num(agg["rouge_l"][-1], 3) if agg["step"] else "—")
+    ago = None
+    if preds.latest_at:
+        ago = f"the last {fmt_duration((datetime.now(timezone.utc) - preds.latest_at).total_seconds())} ago"
+    m[4].metric("Predictions", preds.count, help=ago)
+    if job.reason:
+        (st.error if job.status == L.FAILED else st.info)(job.reason)
+    if service().is_stale(job):
+        st.warning("No heartbeat from the trainer for a while; the machine may be stuck.")
+    if cost.over_budget and cost.budget_step is not None:
+        st.warning(f"At this pace the ${cost.budget:.2f} budget runs out near step {cost.budget_step}, before the "
+                   "end; the trainer will then save a checkpoint and stop.")
+    for e in jm.error_rows():
+        st.error(f"**{e['type']}**: {e['message']}")
+        if e["hint"]:
+            st.markdown(f"**What to do:** {e['hint']}")
+        if e["traceback"]:
+            with st.expander("Traceback"):
+                st.code(e["traceback"][-4000:], language="text")
+
+
+# -- tabs -------------------------------------------------------------------------------------------------------
+
+def training_tab(figs: dict) -> None:
+    a, b = st.columns(2)
+    with a:
+        plot(figs["loss"], "chart_loss", "No loss logged yet.")
+    with b:
+        plot(figs["learning_rate"], "chart_lr", "No learning rate logged yet.")
+    a, b = st.columns(2)
+    with a:
+        plot(figs["throughput"], "chart_throughput", "No throughput logged yet.")
+    with b:
+        plot(figs["grad_norm"], "chart_grad_norm", "No gradient norm logged yet.")
+
+
+def system_tab(jm, figs: dict) -> None:
+    charts = [(k, figs[k]) for k in ("gpu_memory", "gpu_load", "cpu") if k in figs] + [("cost", figs["cost"])]
+    for i in range(0, len(charts), 2):
+        for col, (key, fig) in zip(st.columns(2), charts[i: i + 2]):
+            with col:
+                plot(fig, f"chart_{key}", "No cost recorded yet." if key == "cost" else "No system samples yet.")
+                if key == "cost":
+                    cost = jm.cost()
+                    if cost.projected is not None and not jm.job.is_terminal:
+                        st.caption(f"Projected at the end: {fmt_money(cost.projected)}"
+                                   + (f" of a {fmt_money(cost.budget)} budget" if cost.budget else " (no budget set)"))
+
+
+def predictions_tab(jm, figs: dict) -> None:
+    preds = jm.predictions
+    if not preds.count:
+        st.caption("No predictions yet: they are generated at the frequency set under Predictions in the config.")
         return
-    steps = sorted({r["step"] for r in rows})
-    means = []
-    for s in steps:
-        at = [r for r in rows if r["step"] == s]
-        means.append({"step": s, "bleu": round(sum(r["bleu"] or 0 for r in at) / len(at), 2),
-                      "rouge_l": round(sum(r["rouge_l"] or 0 for r in at) / len(at), 3)})
-    st.markdown(f"**Predictions** · {len(rows)} generated · latest step {steps[-1]} · "
-                f"BLEU {means[-1]['bleu']} · ROUGE-L {means[-1]['rouge_l']}")
-    latest = [r for r in rows if r["step"] == steps[-1]]
-    st.dataframe([{"sample": r["sample_id"], "prompt": r["prompt"], "generated": r["generated_text"],
-                   "expected": r["expected_text"], "bleu": r["bleu"], "rouge_l": r["rouge_l"]} for r in latest],
-                 hide_index=True, width="stretch", key="pred_table")
+    since = ""
+    if preds.latest_at:
+        since = f" · last {fmt_duration((datetime.now(timezone.utc) - preds.latest_at).total_seconds())} ago"
+    st.caption(f"{preds.count} predictions for {len(preds.by_sample)} samples over {len(preds.step_sums)} rounds"
+               f"{since}")
+    plot(figs["scores"], "chart_scores")
+    metric = st.radio("Rank samples by", ["rouge_l", "bleu"], horizontal=True, key="monitor_rank_metric",
+                      format_func=lambda m: {"rouge_l": "ROUGE-L", "bleu": "BLEU"}[m])
+    ranks = preds.rankings(metric)
+    cols = st.columns(3)
+    for col, (key, title) in zip(cols, (("worst", "Worst"), ("best", "Best"), ("regressed", "Most regressed"))):
+        with col:
+            st.markdown(f"**{title}**")
+            rows = [{"sample": r["sample_id"], "latest": round(r["latest"], 3), "peak": round(r["peak"], 3),
+                     "drop": round(r["drop"], 3)} for r in ranks[key]]
+            if rows:
+                st.dataframe(rows, hide_index=True, width="stretch", key=f"rank_{key}")
+            else:
+                st.caption("None.")
+    sample_browser(jm, ranks)
 
 
-@st.fragment(run_every=2.0)
+def sample_browser(jm, ranks: dict) -> None:
+    from core.charts import sample_trend_figure
+    from core.monitor import sample_history
+
+    samples = sorted(jm.predictions.by_sample)
+    # Opens on the most regressed sample. The default is kept while the samples stay the same (a changing index
+    # would reset the person's pick), and passed as index: a value set through session state does not survive
+    # the fragment's timed reruns.
+    default = st.session_state.get("_monitor_sample_default")
+    if default not in samples:
+        default = (ranks["regressed"] or ranks["worst"] or [{"sample_id": samples[0]}])[0]["sample_id"]
+        st.session_state["_monitor_sample_default"] = default
+    sid = st.selectbox("Sample", samples, index=samples.index(default), key="monitor_sample")
+    # One query per sample and prediction round, not one per refresh.
+    cache_key = (jm.job_id, sid, jm.predictions.last_step, jm.predictions.count)
+    if st.session_state.get("_sample_cache", (None,))[0] != cache_key:
+        st.session_state["_sample_cache"] = (cache_key, sample_history(store(), jm.job_id, sid))
+    history = st.session_state["_sample_cache"][1]
+    if not history:
+        return
+    meta = history[-1]
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Prompt**")
+        st.code(meta.get("prompt") or "", language="text", wrap_lines=True)
+        st.markdown("**Expected**")
+        st.code(meta.get("expected_text") or "(no reference answer)", language="text", wrap_lines=True)
+    with right:
+        plot(sample_trend_figure(history, sid), "chart_sample_trend")
+    st.markdown("**Generations across rounds** (green: only in the generation; struck red: expected but missing)")
+    for r in reversed(history[-20:]):
+        scores = f"BLEU {fmt_num(r.get('bleu'), 3)} · ROUGE-L {fmt_num(r.get('rouge_l'), 3)}"
+        epoch = f" · epoch {r['epoch']:.2f}" if r.get("epoch") is not None else ""
+        st.markdown(f"step **{r['step']}**{epoch} · {scores}")
+        st.markdown(diff_html(r["diff"]), unsafe_allow_html=True)
+    if len(history) > 20:
+        with st.expander(f"All {len(history)} rounds"):
+            st.dataframe([{"step": r["step"], "generated": r.get("generated_text"), "bleu": r.get("bleu"),
+                           "rouge_l": r.get("rouge_l")} for r in history], hide_index=True, width="stretch",
+                         key="sample_all_rounds")
+
+
+def log_tab(jm) -> None:
+    job = jm.job
+    if job.log_path:
+        from core.providers.local import tail_file
+
+        st.code(tail_file(Path(job.log_path), 80) or "(empty)", language="text")
+    elif job.provider_ref:
+        if st.button("Fetch the latest log lines", key="monitor_fetch_log"):
+            st.session_state["_log_tail"] = (job.id, service().provider(job.provider).logs(job.provider_ref, 80))
+        held = st.session_state.get("_log_tail")
+        if held and held[0] == job.id:
+            st.code(held[1] or "(empty)", language="text")
+    else:
+        st.caption("No log yet: the machine has not started.")
+
+
+# -- the live part ----------------------------------------------------------------------------------------------
+
 def live_view() -> None:
+    from core.charts import monitor_figures
+
     with guard("refreshing the job"):
-        job = store().get_job(st.session_state["monitor_job"])
-        svc = service()
-        head = st.container()
-        with head:
-            c = st.columns(5)
-            c[0].markdown(f"**Status**\n\n{status_badge(job.status)}")
-            c[1].metric("Provider", job.provider, help=job.gpu_type or None)
-            c[2].metric("Elapsed", fmt_duration(elapsed_s(job)))
-            c[3].metric("Step", f"{job.current_step}/{job.total_steps or '?'}")
-            spent = fmt_money(job.total_cost_usd) + (f" / {fmt_money(job.budget_limit_usd)}" if job.budget_limit_usd else "")
-            c[4].metric("Cost", spent)
-            st.progress(min(1.0, max(0.0, job.progress)),
-                        text=f"epoch {job.epoch or 0:.2f} · {job.progress * 100:.0f}%")
-            if job.reason:
-                (st.error if job.status == L.FAILED else st.info)(job.reason)
-            if svc.is_stale(job):
-                st.warning("No heartbeat from the trainer for a while; the machine may be stuck.")
-            for e in store().get_errors(job.id):
-                with st.expander(f"Error: {e.error_type} — {e.error_message[:120]}"):
-                    if e.hint:
-                        st.markdown(f"**What to do:** {e.hint}")
-                    if e.traceback:
-                        st.code(e.traceback[-4000:], language="text")
-        _charts(job.id)
-        _predictions(job.id)
-        if job.status in L.LIVE:
-            st.session_state["monitor_live"] = True
-        elif st.session_state.get("monitor_live"):
-            st.session_state["monitor_live"] = False
-            st.rerun()  # the job ended: a full rerun drops the cancel button
+        jm = monitor_for(job_id)
+        jm.refresh(store())
+        if opened_live and jm.job.is_terminal:
+            st.rerun(scope="app")  # the job ended: a full run stops the timer and drops the stop buttons
+        header(jm)
+        figs = monitor_figures(jm)
+        training, system, predictions, log = st.tabs(["Training", "System & cost", "Predictions", "Log"])
+        with training:
+            training_tab(figs)
+        with system:
+            system_tab(jm, figs)
+        with predictions:
+            predictions_tab(jm, figs)
+        with log:
+            log_tab(jm)
 
 
-live_view()
+st.fragment(run_every=REFRESH_S if opened_live else None)(live_view)()
 
-with guard("reading the job"):
-    job = store().get_job(st.session_state["monitor_job"])
+
+# -- stop and cancel --------------------------------------------------------------------------------------------
+
+ACTIONS = {
+    "stop": ("Stop and keep checkpoint", "The trainer saves a checkpoint and the adapter trained so far, then "
+             "stops; the machine is released.", True),
+    "cancel": ("Cancel now", "The machine is released at once; nothing trained so far is kept.", False),
+}
+
+with guard("stopping the job"):
+    job = store().get_job(job_id)
     if job.status in L.LIVE:
         if job.cancel_requested:
-            st.caption("Cancel requested; the trainer is saving a checkpoint and stopping.")
-        elif st.toggle("I want to cancel this job", key="monitor_cancel_confirm"):
-            if st.button("Cancel job (saves a checkpoint first)", type="primary", key="monitor_cancel"):
-                service().cancel(job.id)
-                st.toast("Cancel requested.")
-                st.rerun()
-    if job.log_path:
-        with st.expander("Log tail"):
-            from core.providers.local import tail_file
-            from pathlib import Path
-
-            st.code(tail_file(Path(job.log_path), 60) or "(empty)", language="text")
-    if job.status == L.COMPLETED:
+            st.caption("Stop requested; the trainer is saving a checkpoint and stopping.")
+        else:
+            pending = st.session_state.get("monitor_confirm")
+            if pending and pending[1] == job.id:
+                label, what, keep = ACTIONS[pending[0]]
+                st.warning(f"**{label}?** {what}")
+                row = st.container(horizontal=True)
+                if row.button(f"Yes, {label.lower()}", type="primary", key="monitor_confirm_yes"):
+                    st.session_state.pop("monitor_confirm", None)
+                    service().cancel(job.id, keep_checkpoint=keep)
+                    st.toast("Stop requested." if keep else "Job cancelled.")
+                    st.rerun()
+                if row.button("Keep it running", key="monitor_confirm_no"):
+                    st.session_state.pop("monitor_confirm", None)
+                    st.rerun()
+            else:
+                row = st.container(horizontal=True)
+                for action in ACTIONS:
+                    if row.button(ACTIONS[action][0], key=f"monitor_{action}",
+                                  type="secondary", icon=":material/stop_circle:" if action == "stop" else
+                                  ":material/cancel:"):
+                        st.session_state["monitor_confirm"] = (action, job.id)
+                        st.rerun()
+    elif job.status == L.COMPLETED:
         st.page_link("pages/models.py", label="See the model in the registry", icon=":material/inventory_2:")
+    st.page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")

@@ -304,17 +304,36 @@ class SQLStore:
         self, job_id: str, *, since_step: int | None = None, limit: int | None = None, offset: int = 0,
         columns: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        cols = ["step", "timestamp", *(c for c in (columns or METRIC_COLUMNS) if c in METRIC_COLUMNS)]
+        _, sql, params = self._metric_query(job_id, since_step, columns)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [int(limit), int(offset)]
+        return self._exec(sql, params)
+
+    def get_metric_tuples(
+        self, job_id: str, *, since_step: int | None = None, columns: Iterable[str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """(step, *columns) as the driver returns them, without decoding each value: the monitor turns a long
+        run's first read (hundreds of thousands of rows) into arrays at once."""
+        cols, sql, params = self._metric_query(job_id, since_step, columns, with_timestamp=False)
+        with self._transaction() as cur:
+            cur.execute(self._sql(sql), tuple(params))
+            rows = cur.fetchall()
+        if rows and hasattr(rows[0], "keys"):  # a driver configured to return mappings
+            return [tuple(r[c] for c in cols) for r in rows]
+        return rows
+
+    @staticmethod
+    def _metric_query(job_id: str, since_step: int | None, columns: Iterable[str] | None,
+                      with_timestamp: bool = True) -> tuple[list[str], str, list[Any]]:
+        cols = ["step", *(["timestamp"] if with_timestamp else []),
+                *(c for c in (columns or METRIC_COLUMNS) if c in METRIC_COLUMNS)]
         sql = f"SELECT {', '.join(cols)} FROM training_metrics WHERE job_id = ?"
         params: list[Any] = [job_id]
         if since_step is not None:
             sql += " AND step > ?"
             params.append(int(since_step))
-        sql += " ORDER BY step"
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            params += [int(limit), int(offset)]
-        return self._exec(sql, params)
+        return cols, sql + " ORDER BY step", params
 
     def count_metrics(self, job_id: str) -> int:
         return self._exec("SELECT COUNT(*) AS n FROM training_metrics WHERE job_id = ?", (job_id,))[0]["n"]
