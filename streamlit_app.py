@@ -18,6 +18,7 @@ PAGES = {
     "Watch": [
         st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
     ],
 }
 
