@@ -45,12 +45,12 @@ def _detail(body: str) -> str:
     return str(data)[:300]
 
 
-def call(method: str, url: str, *, service: str, timeout: float = 30.0, headers: dict[str, str] | None = None,
-         json_body: Any = None, content: Any = None) -> Any:
-    """One request; returns the httpx response once its status is known to be a success."""
+@contextmanager
+def _transport(service: str, url: str, timeout: float) -> Iterator[None]:
+    """Network failures (nothing listening, DNS, a server that stops talking) as messages naming the service."""
     httpx = _httpx()
     try:
-        resp = httpx.request(method, url, json=json_body, content=content, headers=headers, timeout=timeout)
+        yield
     except httpx.TimeoutException:
         err = ProviderError(f"{service} at {url} did not answer within {timeout:.0f} s.")
         err.retryable = True
@@ -58,6 +58,13 @@ def call(method: str, url: str, *, service: str, timeout: float = 30.0, headers:
     except httpx.HTTPError as exc:
         raise ProviderError(f"Cannot reach {service} at {url}: {exc}.",
                             hint=f"Is {service} running, and is the address right?") from None
+
+
+def call(method: str, url: str, *, service: str, timeout: float = 30.0, headers: dict[str, str] | None = None,
+         json_body: Any = None, content: Any = None) -> Any:
+    """One request; returns the httpx response once its status is known to be a success."""
+    with _transport(service, url, timeout):
+        resp = _httpx().request(method, url, json=json_body, content=content, headers=headers, timeout=timeout)
     raise_for(service, url, resp.status_code, resp.text)
     return resp
 
@@ -65,20 +72,13 @@ def call(method: str, url: str, *, service: str, timeout: float = 30.0, headers:
 @contextmanager
 def stream(method: str, url: str, *, service: str, timeout: float = 300.0, headers: dict[str, str] | None = None,
            json_body: Any = None) -> Iterator[Any]:
-    """A streamed response whose lines are read as they arrive (NDJSON or server-sent events)."""
-    httpx = _httpx()
-    try:
-        with httpx.stream(method, url, json=json_body, headers=headers, timeout=timeout) as resp:
-            if resp.status_code >= 400:
-                raise_for(service, url, resp.status_code, resp.read().decode("utf-8", "replace"))
-            yield resp
-    except httpx.TimeoutException:
-        err = ProviderError(f"{service} at {url} stopped answering (no data for {timeout:.0f} s).")
-        err.retryable = True
-        raise err from None
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"Cannot reach {service} at {url}: {exc}.",
-                            hint=f"Is {service} running, and is the address right?") from None
+    """A streamed response whose lines are read as they arrive (NDJSON or server-sent events); ``timeout`` bounds
+    the wait for each piece, not the whole answer."""
+    with _transport(service, url, timeout), _httpx().stream(method, url, json=json_body, headers=headers,
+                                                            timeout=timeout) as resp:
+        if resp.status_code >= 400:
+            raise_for(service, url, resp.status_code, resp.read().decode("utf-8", "replace"))
+        yield resp
 
 
 def bearer(api_key: str | None) -> dict[str, str]:
