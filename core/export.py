@@ -89,14 +89,17 @@ class MergeResult:
     files: list[str]
 
 
-def load_peft_model(model: ModelRecord, *, dtype: str = "float32") -> tuple[Any, Any]:
-    """Base + adapter as a PEFT model on the CPU (or the first GPU), and the adapter's tokenizer."""
+def load_peft_model(model: ModelRecord, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """Base + adapter as a PEFT model, and the adapter's tokenizer. ``device="auto"`` takes the first CUDA GPU
+    when there is one."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     folder = adapter_dir(model)
-    base = AutoModelForCausalLM.from_pretrained(base_model_of(model), dtype=getattr(torch, dtype))
+    base = AutoModelForCausalLM.from_pretrained(base_model_of(model), dtype=getattr(torch, dtype)).to(device)
     peft_model = PeftModel.from_pretrained(base, str(folder))
     peft_model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))

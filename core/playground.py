@@ -33,11 +33,11 @@ def build_messages(prompt: str, system: str | None = None,
 
 
 class LocalChat:
-    def __init__(self, model: ModelRecord, *, dtype: str = "float32") -> None:
+    def __init__(self, model: ModelRecord, *, dtype: str = "float32", device: str = "auto") -> None:
         from core.export import load_peft_model
 
         self.record = model
-        self.model, self.tokenizer = load_peft_model(model, dtype=dtype)
+        self.model, self.tokenizer = load_peft_model(model, dtype=dtype, device=device)
         self._lock = threading.Lock()
 
     def _inputs(self, messages: list[dict[str, str]]) -> Any:

@@ -44,7 +44,10 @@ def test_finished_job_to_playground_answer(finished_home, artifacts_dir):
     with console_app(finished_home.home) as url, headless_chromium() as driver, \
             _screenshot_on_failure(driver, artifacts_dir / "serving-failure.png"):
         wait = WebDriverWait(driver, 240)
-        driver.get(f"{url}/monitor")
+        # Start at the router (a deep link like /monitor would bypass st.navigation) and go through the sidebar.
+        driver.get(url)
+        wait.until(EC.element_to_be_clickable(
+            (By.XPATH, "//*[@data-testid='stSidebarNav']//a[contains(., 'Monitor')]"))).click()
         wait.until(EC.presence_of_element_located(by_text("span", "Completed")))
         wait.until(EC.element_to_be_clickable(by_text("a", "See the model in the registry"))).click()
 
