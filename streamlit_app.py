@@ -20,6 +20,7 @@ PAGES = {
         st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
         st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
     ],
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,52 @@ def final_scores(store: Any, job_id: str) -> dict[str, Any]:
     }
 
 
+def artifact_location(path: str | None) -> dict[str, Any]:
+    """Where the trained weights live: a local folder, a Hugging Face repo, or a provider's output not yet retrieved.
+
+    The spec's sample registry row pointed at the pod's own disk, gone once the pod is released (spec §1.7
+    [bug]); the kind tells the Models screen which actions can work on this machine.
+    """
+    if not path:
+        return {"kind": "none", "uri": None}
+    if path.startswith("hf://"):
+        repo = path.removeprefix("hf://")
+        return {"kind": "huggingface", "repo": repo, "uri": path}
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return {"kind": "local", "path": str(local), "uri": local.resolve().as_uri()}
+    return {"kind": "provider", "uri": path}
+
+
+def _run_summary(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        return json.loads((Path(path) / "run_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def record_action(store: Any, model_id: str, kind: str, info: dict[str, Any]) -> ModelRecord:
+    """Remember what was done with a model (merged, pushed, exported, registered, served) in its metadata."""
+    from core.store.records import utcnow
+
+    model = store.get_model(model_id)
+    meta = dict(model.metadata or {})
+    actions = dict(meta.get("actions") or {})
+    actions[kind] = {**info, "at": utcnow().isoformat(timespec="seconds")}
+    meta["actions"] = actions
+    return store.update_model(model_id, metadata=meta)
+
+
+def loss_curve(store: Any, model: ModelRecord) -> list[dict[str, Any]]:
+    """The source job's loss and eval loss by step, for the small curve on the model's detail."""
+    if not model.source_job_id:
+        return []
+    rows = store.get_metrics(model.source_job_id, columns=("loss", "eval_loss", "epoch"))
+    return [r for r in rows if r.get("loss") is not None or r.get("eval_loss") is not None]
+
+
 def build_model_record(store: Any, job: JobRecord) -> ModelRecord:
     cfg = job.config or {}
     lora = cfg.get("lora") or {}
@@ -52,6 +99,7 @@ def build_model_record(store: Any, job: JobRecord) -> ModelRecord:
 
         hours = (utcnow() - job.started_at).total_seconds() / 3600
     scores = final_scores(store, job.id)
+    summary = _run_summary(job.artifact_path)
     adapters = {}
     if lora.get("enabled", True):
         adapters = {"lora": {"path": job.artifact_path, "r": lora.get("r"), "alpha": lora.get("alpha"),
@@ -73,11 +121,15 @@ def build_model_record(store: Any, job: JobRecord) -> ModelRecord:
             "training_method": job.method or training.get("method"),
             "final_loss": job.final_loss,
             "training_time_hours": round(hours, 4) if hours is not None else None,
+            "train_seconds": summary.get("train_seconds"),
             "dataset_size": job.dataset_size,
+            "dataset_hash": dataset.content_hash if dataset else None,
             "total_cost_usd": job.total_cost_usd,
             "provider": job.provider,
             "gpu_type": job.gpu_type,
+            "gpu_count": job.gpu_count,
             "steps": job.current_step,
+            "artifact": artifact_location(job.artifact_path),
         },
         config=cfg,
     )

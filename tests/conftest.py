@@ -98,3 +98,47 @@ def pytest_collection_modifyitems(config, items):
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True)
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory, demo_assets):
+    """A $CONSOLE_HOME holding one completed demo SFT job (one epoch, ~45 s on 2 cores) and its registered model,
+    trained once per session by the real local provider. Tests that only read it share it; use ``finished_home``
+    to point the store at it."""
+    from types import SimpleNamespace
+
+    from core.demo import build_datasets, write_demo_configs
+    from core.store import open_store, reset_store_cache
+
+    home = tmp_path_factory.mktemp("finished-demo") / "home"
+    demo = home / "demo"
+    demo.mkdir(parents=True)
+    (demo / "tiny-llama").symlink_to(demo_assets / "tiny-llama", target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONSOLE_HOME", str(home))
+        mp.delenv("CONSOLE_STORE_URL", raising=False)
+        reset_store_cache()
+        from core.config import load_config_file
+        from core.jobs import JobService
+
+        cfg = load_config_file(write_demo_configs(demo, demo / "tiny-llama", build_datasets(demo / "data"))["sft"])
+        cfg.training.num_epochs = 1
+        cfg.predictions.sample_count = 4
+        svc = JobService(open_store())
+        job = svc.wait(svc.deploy(cfg, provider="local").id, timeout_s=600, interval_s=0.5)
+        assert job.status == "completed", job.reason
+        model = open_store().find_model_by_job(job.id)
+        reset_store_cache()
+    return SimpleNamespace(home=home, job_id=job.id, model_id=model.id, base=str(demo / "tiny-llama"))
+
+
+@pytest.fixture()
+def finished_home(finished_demo, monkeypatch):
+    """Point $CONSOLE_HOME and the store at the session's finished demo job."""
+    from core.store import reset_store_cache
+
+    monkeypatch.setenv("CONSOLE_HOME", str(finished_demo.home))
+    monkeypatch.delenv("CONSOLE_STORE_URL", raising=False)
+    reset_store_cache()
+    yield finished_demo
+    reset_store_cache()

@@ -402,6 +402,20 @@ class SQLStore:
         rows = self._exec("SELECT * FROM llm_models WHERE source_job_id = ?", (job_id,))
         return ModelRecord(**rows[0]) if rows else None
 
+    def update_model(self, model_id: str, **fields: Any) -> ModelRecord:
+        """Set columns of one registry row (exports, hub repo, serving endpoints land in ``metadata``)."""
+        unknown = set(fields) - (set(MODEL_COLUMNS) - {"id", "created_at"})
+        if unknown:
+            raise StoreError(f"Unknown model field(s): {', '.join(sorted(unknown))}")
+        if fields:
+            clause = ", ".join(f"{c} = ?" for c in fields)
+            with self._transaction(write=True) as cur:
+                cur.execute(self._sql(f"UPDATE llm_models SET {clause} WHERE id = ?"),
+                            (*(self._enc(c, v) for c, v in fields.items()), model_id))
+                if cur.rowcount == 0:
+                    raise NotFoundError(f"No model with id '{model_id}'.")
+        return self.get_model(model_id)
+
     # -- ownership -------------------------------------------------------------------------------------
     def _owner(self) -> dict[str, Any]:
         """user_id/team_id stamped on new rows; the embedded store has a single anonymous user."""

@@ -7,6 +7,7 @@ network, which this machine does not have, and off /dev/shm, which containers ke
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,6 +59,10 @@ def console_server(home: Path, extra_env: dict[str, str] | None = None, timeout:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+def chromium_available() -> bool:
+    return bool(shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser")))
 
 
 @contextmanager
