@@ -328,15 +328,31 @@ def _is_local(name: str) -> bool:
     return (Path(name).expanduser() / "config.json").is_file()
 
 
-def _cached_config_file(name: str, revision: str | None) -> str | None:
-    """config.json from the local Hub cache, found without importing transformers (which imports torch)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
+def _hub_cache_dir() -> Path:
+    # The same precedence as huggingface_hub.constants, read here so an estimate never imports the SDK.
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
 
-        found = try_to_load_from_cache(name, "config.json", revision=revision)
-    except Exception:  # noqa: BLE001 - a malformed repo id is simply not cached
+
+def _cached_config_file(name: str, revision: str | None) -> str | None:
+    """config.json from the local Hub cache (models--org--name/snapshots/<commit>/), found without importing
+    huggingface_hub or transformers, so sizing a cached model costs a file read."""
+    if name.count("/") != 1 or any(part in ("", ".", "..") for part in name.split("/")):
         return None
-    return found if isinstance(found, str) else None
+    repo = _hub_cache_dir() / ("models--" + name.replace("/", "--"))
+    ref = revision or "main"
+    commit = ref
+    ref_file = repo / "refs" / ref
+    if ref_file.is_file():
+        commit = ref_file.read_text(encoding="utf-8").strip()
+    found = repo / "snapshots" / commit / "config.json"
+    return str(found) if found.is_file() else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _autoconfig_dict(name: str, **kw: Any) -> dict[str, Any]:
@@ -354,20 +370,13 @@ def load_arch(name: str, *, revision: str | None = None, trust_remote_code: bool
 @lru_cache(maxsize=64)
 def _load_arch_cached(name: str, revision: str | None, trust_remote_code: bool, _mtime: float | None) -> ArchLookup:
     kw: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    # A config on disk is read as written: arch_from_config fills the defaults AutoConfig would, and the
+    # training screen stays free of transformers (and torch) until a model is really loaded.
     if _is_local(name):
-        path = str(Path(name).expanduser())
-        try:
-            return ArchLookup(arch_from_config(_autoconfig_dict(path, **kw)), "local config")
-        except Exception:  # noqa: BLE001 - an architecture this transformers lacks: read the raw file
-            raw = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-            return ArchLookup(arch_from_config(raw), "local config",
-                              note="transformers does not know this architecture; sized from config.json as written.")
+        return ArchLookup(arch_from_config(_read_json(Path(name).expanduser() / "config.json")), "local config")
     cached = _cached_config_file(name, revision)
     if cached is not None:
-        try:
-            return ArchLookup(arch_from_config(_autoconfig_dict(name, local_files_only=True, **kw)), "Hub cache")
-        except Exception:  # noqa: BLE001 - an architecture this transformers lacks: read the cached file as is
-            return ArchLookup(arch_from_config(json.loads(Path(cached).read_text(encoding="utf-8"))), "Hub cache")
+        return ArchLookup(arch_from_config(_read_json(Path(cached))), "Hub cache")
     problem = "the Hub is unreachable"
     if hub_reachable():
         try:

