@@ -98,7 +98,10 @@ def _scan(path: str, _size: int, _mtime: float) -> tuple[int, float, float]:
 def _from_stats(stats: dict[str, Any], rows: int) -> TokenStats | None:
     tok = stats.get("tokens") or stats.get("token_lengths")
     if isinstance(tok, dict):
-        mean = tok.get("mean") or (tok["total"] / rows if tok.get("total") and rows else None)
+        # The validator's total_tokens counts every sequence a row trains (DPO: prompt+chosen and prompt+rejected)
+        # cut at max_length; its mean is the longest sequence's, so the total is the better per-row cost.
+        total = tok.get("total_tokens") or tok.get("total")
+        mean = (total / rows if total and rows else None) or tok.get("mean")
         if mean:
             longest = tok.get("max") or tok.get("p99") or tok.get("p95")
             return TokenStats(rows, float(mean), float(longest) if longest else None, "token stats")

@@ -11,45 +11,44 @@ from typing import Any, Callable, Literal
 
 import msgspec
 
-_U = msgspec.UNSET
+from core.datasets.keys import key_tokens
 
-
-class _Message(msgspec.Struct, gc=False):
+# Exactly the keys of a chat row, nothing else: a row with any other key (another format's, an id, tool calls) is
+# refused here and judged the plain way, which also keeps the decoded keys countable for the repeated-key check.
+class _Message(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
 
 
-class _ChatRow(msgspec.Struct, gc=False):
+class _ChatRow(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     messages: list[_Message]
-    # Keys of the formats that take precedence over chat: a row with them is not a chat row.
-    prompt: Any = _U
-    completion: Any = _U
-    chosen: Any = _U
-    rejected: Any = _U
-    instruction: Any = _U
-    output: Any = _U
 
 
-def _accept_chat(row: _ChatRow, roles: dict[str, int]) -> int:
+def _accept_chat(row: _ChatRow, roles: dict[str, int], raw: bytes) -> int:
     msgs = row.messages
-    if not msgs or msgs[-1].role != "assistant":
+    m = len(msgs)
+    if not m or msgs[-1].role != "assistant":
         return -1
-    if row.prompt is not _U and (row.completion is not _U or (row.chosen is not _U and row.rejected is not _U)) \
-            or (row.instruction is not _U and row.output is not _U):
+    # A repeated key vanishes in decoding. The row has 1 + 2m keys and 2m string values, so 2 + 8m quotes when
+    # nothing repeats and no quote is escaped; then nothing repeats. Otherwise the key tokens are counted, and a
+    # mismatch sends the row the plain way, which names the repeat.
+    if raw.count(b'"') != 2 + 8 * m and key_tokens(raw) != 1 + 2 * m:
         return -1
     n = 0
-    for m in msgs:
-        c = m.content
+    for msg in msgs:
+        c = msg.content
         if not c or c.isspace():
             return -1
         n += len(c)
-    for m in msgs:
-        r = m.role
-        roles[r] = roles.get(r, 0) + 1
+    get = roles.get
+    for msg in msgs:
+        r = msg.role
+        roles[r] = get(r, 0) + 1
     return n
 
 
-FAST: dict[str, tuple[Callable[[bytes], Any], Callable[[Any, dict[str, int]], int]]] = {
+# format -> (typed decoder, accept(decoded, roles, raw line) -> content chars or -1)
+FAST: dict[str, tuple[Callable[[bytes], Any], Callable[[Any, dict[str, int], bytes], int]]] = {
     "chat": (msgspec.json.Decoder(_ChatRow).decode, _accept_chat),
 }
 

@@ -23,6 +23,7 @@ ERROR_RULES: dict[str, str] = {
     "invalid_utf8": "The line holds bytes that are not UTF-8.",
     "line_too_long": "The line is too large to read as one row.",
     "not_object": "The line is JSON but not an object.",
+    "duplicate_key": "An object repeats a key (a JSON reader keeps only the last value).",
     "unknown_format": "The object's keys match no dataset format.",
     "format_mismatch": "The row is in another format than the rest of the file.",
     "missing_key": "A key the file's format requires is absent.",

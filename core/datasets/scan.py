@@ -13,6 +13,7 @@ import msgspec
 from xxhash import xxh3_64_intdigest as _row_hash
 
 from core.datasets.fastpath import FAST, REFUSED
+from core.datasets.keys import key_count, key_tokens, repeated_keys
 from core.datasets.reader import MAX_LINE_BYTES, UTF8_BOM
 from core.datasets.rules import acceptor, judge
 from core.datasets.stats import DuplicateFinder, Reservoir, row_chars
@@ -146,7 +147,7 @@ class Scan:
                 n = -1
                 if typed is not None:
                     try:
-                        n = typed_accept(typed(s), roles)
+                        n = typed_accept(typed(s), roles, s)
                     except REFUSED:
                         pass
                 if n >= 0:
@@ -160,11 +161,14 @@ class Scan:
                         if row is _UNREAD:
                             continue
                         valid = False
-                    if valid and type(row) is dict and (n := accept(row, roles)) >= 0:
+                    keys_ok = not valid or key_tokens(s) == key_count(row)
+                    if keys_ok and valid and type(row) is dict and (n := accept(row, roles)) >= 0:
                         fast += 1
                     else:
                         parsed += 1
                         row_format, problems = judge(row, fmt)
+                        if not keys_ok:
+                            problems = problems + repeated_keys(s)
                         if row_format is not None:
                             votes[row_format] = votes.get(row_format, 0) + 1
                         if problems:
@@ -411,6 +415,11 @@ def _polled(jobs: list[dict[str, Any]], ranges: list[tuple[int, int]], size: int
     return min(1.0, done / max(1, size))
 
 
+def line_problems(s: bytes, row: Any) -> list[tuple[str, str, str]]:
+    """Problems only the raw line shows (a repeated key), beside the rules' problems of the decoded row."""
+    return repeated_keys(s) if key_tokens(s) != key_count(row) else []
+
+
 def iter_rows(path: Path, file_format: str | None, bom: bool) -> Any:
     """(line, stripped bytes, decoded row or None, valid) for every non-blank line, judged as ``file_format``:
     the rows the fixes keep are exactly the rows the validator counts as valid."""
@@ -433,4 +442,4 @@ def iter_rows(path: Path, file_format: str | None, bom: bool) -> Any:
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 yield lineno, s, None, False
                 continue
-            yield lineno, s, row, not judge(row, file_format)[1]
+            yield lineno, s, row, not judge(row, file_format)[1] and not line_problems(s, row)

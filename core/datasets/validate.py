@@ -7,7 +7,8 @@ How a file is judged
   skipped, counted and warned about, and it is not a row. Every other line is a row.
 * A row must decode as JSON (``invalid_json``) from UTF-8 (``invalid_utf8``: the line is still decoded with the bad
   bytes replaced, so its other problems are named too) into an object (``not_object``). Lines over 16 MiB are not
-  read (``line_too_long``).
+  read (``line_too_long``). An object that repeats a key is an error too (``duplicate_key``, the repeated key's
+  path as the field): a JSON reader keeps only the last value (core/datasets/keys.py).
 * Each object row has a format by its keys, extra keys being ignored, the most specific first: ``dpo`` {prompt,
   chosen, rejected}, ``kto`` {prompt, completion, label}, ``prompt_completion`` {prompt, completion},
   ``instruction`` {instruction, output}, ``chat`` {messages}, ``sharegpt`` {conversations}, ``text`` {text}.

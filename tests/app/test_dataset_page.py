@@ -79,3 +79,41 @@ def test_unreadable_file_says_why(console_home, tmp_path):
     at = check(p)
     assert any("UTF-16" in e.value for e in at.error)
     assert open_store().list_datasets() == []
+
+
+SHAREGPT = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+
+
+def test_json_array_is_offered_a_conversion_that_saves_a_chat_dataset(console_home, tmp_path):
+    p = tmp_path / "array.json"
+    p.write_text(json.dumps([SHAREGPT, {**SHAREGPT, "conversations": SHAREGPT["conversations"][:1] * 2},
+                             {"conversations": [{"from": "human", "value": "yo"}, {"from": "gpt", "value": "hey"}]}],
+                            indent=2))
+    at = check(p)
+    assert any("is a JSON array (3 rows, 'sharegpt' format)" in e.value for e in at.error)
+    assert metrics(at)["Format"] == "—" and open_store().list_datasets() == []
+    at.button(key="ds_fix_convert_json").click().run()
+    assert not at.exception
+    assert any("2 rows kept, 1 dropped" in s.value for s in at.success)  # the row without a gpt turn
+    (ds,) = open_store().list_datasets()
+    assert (ds.name, ds.format, ds.row_count) == ("array-chat.jsonl", "chat", 2)
+    assert (metrics(at)["Format"], metrics(at)["Errors"]) == ("chat", "0")
+
+
+def test_sharegpt_converts_to_chat_and_same_content_is_recognised(console_home, tmp_path):
+    rows = [json.dumps(SHAREGPT), json.dumps({"conversations": [{"from": "human", "value": "2+2?"},
+                                                                {"from": "gpt", "value": "4"}]})]
+    at = check(write(tmp_path, rows, "sg.jsonl"))
+    assert metrics(at)["Format"] == "sharegpt"
+    roles = [c.name for c in at.chat_message]
+    assert roles[:2] == ["user", "assistant"]  # ShareGPT turns shown under chat roles
+    at.button(key="ds_fix_convert_to_chat").click().run()
+    assert any("2 rows kept, 0 dropped" in s.value for s in at.success)
+    assert {d.format for d in open_store().list_datasets()} == {"sharegpt", "chat"}
+
+    copy = tmp_path / "copy" / "same-bytes.jsonl"  # the same file under another name
+    copy.parent.mkdir()
+    copy.write_bytes((tmp_path / "sg.jsonl").read_bytes())
+    at = check(copy)
+    assert any("Recognised by its content" in i.value and "sg.jsonl" in i.value for i in at.info)
+    assert len(open_store().list_datasets()) == 2

@@ -139,3 +139,29 @@ def test_filter_and_csv_of_issues(tmp_path):
     csv_text = issues_csv(rep.errors)
     assert csv_text.splitlines()[0] == "line,field,rule,message"
     assert csv_text.splitlines()[3].startswith("4,messages[0].role,invalid_role,")
+
+
+def test_python_m_core_validate_as_a_user_runs_it(console_home, demo_assets, tmp_path):
+    """The real entry point in a subprocess: exit codes 0, 1, 2 and the JSON document, tokens from the demo model."""
+    from tests.support.cli import run_cli as run_process
+
+    good = write(tmp_path, [chat(U, A), chat({"role": "user", "content": "Hi"}, A)], "good.jsonl")
+    r = run_process("validate", str(good), "--model", str(demo_assets / "tiny-llama"), "--max-length", "8",
+                    "--method", "sft", "--json", home=console_home, timeout=300)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["format"] == "chat" and doc["errors"] == []
+    assert doc["stats"]["tokens"]["max_length"] == 8 and doc["stats"]["tokens"]["truncated_rows"] == 2
+
+    bad = write(tmp_path, [chat(U, A), '{"messages": [{"role": "user", "role": "assistant", "content": "x"}]}',
+                           text("stray")], "bad.jsonl")
+    r = run_process("validate", str(bad), "--json", home=console_home)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and (doc["rows"], doc["valid_rows"]) == (3, 1)
+    assert [(e["line"], e["field"], e["rule"]) for e in doc["errors"]] == [
+        (2, "messages[0].role", "duplicate_key"), (3, "", "format_mismatch")]
+
+    u16 = tmp_path / "u16.jsonl"
+    u16.write_bytes(chat(U, A).encode("utf-16"))
+    r = run_process("validate", str(u16), "--json", home=console_home)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 2 and doc["format"] is None and "UTF-16" in doc["message"]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.datasets.fastpath import FAST, REFUSED
+from core.datasets.keys import key_count, repeated_keys
 from core.datasets.rules import ACCEPT, judge
 from core.datasets.stats import row_chars
 from core.datasets.validate import validate_file
@@ -96,7 +97,8 @@ def fast_verdict(row: dict, fmt: str, roles: dict[str, int]) -> int:
     if fmt in FAST:
         decode, accept = FAST[fmt]
         try:
-            return accept(decode(json.dumps(row).encode()), roles)
+            raw = json.dumps(row).encode()
+            return accept(decode(raw), roles, raw)
         except REFUSED:
             return -1
     return ACCEPT[fmt](row, roles)
@@ -115,5 +117,21 @@ def test_fast_acceptance_agrees_with_the_rules(row, fmt):
         assert n == row_chars(row, fmt, expect) and roles == expect
     else:
         assert roles == {}  # nothing counted for a row left to the rules
-        if valid:  # only tool-call turns (no content) may leave the fast path for the rules
-            assert fmt == "chat" and any("tool_calls" in m for m in row["messages"])
+        if valid:  # only tool-call turns (no content) and rows with other keys may leave the fast path
+            assert fmt == "chat" and (any("tool_calls" in m for m in row["messages"])
+                                      or key_count(row) != 1 + 2 * len(row["messages"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values, ascii_=st.booleans(), compact=st.booleans())
+def test_no_false_repeats(value, ascii_, compact):
+    raw = json.dumps(value, ensure_ascii=ascii_, separators=(",", ":") if compact else None).encode()
+    assert repeated_keys(raw) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=5), json_values, min_size=1, max_size=4))
+def test_a_repeated_key_is_always_found(value):
+    key = next(iter(value))
+    raw = json.dumps(value)[:-1] + ", " + json.dumps(key) + ": 0}"
+    assert [(f, r) for f, r, _ in repeated_keys(raw.encode()) if f == key] == [(key, "duplicate_key")]

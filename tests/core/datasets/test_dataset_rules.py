@@ -23,6 +23,8 @@ ERROR_CASES = {
     "line_too_long": ([text("ok"), text("x" * 3000), text("ok too")], {"_max_line": 1024},
                       {(2, "", "line_too_long")}),
     "not_object": ([text("a"), "[1, 2]", '"just a string"'], {}, {(2, "", "not_object"), (3, "", "not_object")}),
+    "duplicate_key": ([text("a"), '{"text": "a", "text": "b"}', '{"text": "x","text":"y", "text" : "z"}'], {},
+                      {(2, "text", "duplicate_key"), (3, "text", "duplicate_key")}),
     "unknown_format": ([text("a"), '{"txt": "a"}'], {}, {(2, "", "unknown_format")}),
     "format_mismatch": ([GOOD_CHAT, GOOD_CHAT, text("a")], {}, {(3, "", "format_mismatch")}),
     "missing_key": ([KTO, KTO, json.dumps({"prompt": "p", "completion": "c"}), json.dumps({"prompt": "p"})], {},
@@ -166,3 +168,15 @@ def test_invalid_json_messages_say_what_is_wrong(tmp_path, line, says):
     rep = validate_file(write(tmp_path, [text("a"), line]))
     (err,) = rep.errors
     assert (err.line, err.rule) == (2, "invalid_json") and says in err.message
+
+
+def test_duplicate_keys_in_chat_rows_and_nested_objects(tmp_path):
+    lines = [GOOD_CHAT,
+             '{"messages": [{"role": "user", "role": "assistant", "content": "hi"}]}',  # valid once decoded
+             '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "id": 1}',
+             '{"messages": [{"role": "user", "content": "q"}], "messages": [{"role": "assistant", "content": "b"}]}',
+             '{"messages": [{"role": "user", "content": "say \\":\\" "}, {"role": "assistant", "content": "ok"}]}']
+    rep = validate_file(write(tmp_path, lines))
+    assert rep.format == "chat" and rep.valid_rows == 3
+    assert found(rep.errors) == {(2, "messages[0].role", "duplicate_key"), (4, "messages", "duplicate_key")}
+    assert "appears 2 times" in rep.errors[0].message

@@ -88,3 +88,14 @@ def test_no_chat_template_and_failing_template(tmp_path, tok_dir):
     rep = validate_file(write(tmp_path, rows, "s.jsonl"), model=str(strict))
     assert found(rep.warnings) == {(2, "", "chat_template_failed")}
     assert "no tool turns" in rep.warnings[0].message and rep.stats["tokens"]["rows_measured"] == 1
+
+
+def test_estimate_takes_the_measured_tokens_of_both_preference_sequences(tmp_path, tok_dir, tokenizer):
+    from core.dataset_tokens import token_stats
+
+    rows = [json.dumps({"prompt": f"Say hi {i}", "chosen": "hi there friend", "rejected": "no"}) for i in range(4)]
+    rep = validate_file(write(tmp_path, rows), model=str(tok_dir))
+    per_row = [len(tokenizer(f"Say hi {i}hi there friend")["input_ids"]) + len(tokenizer(f"Say hi {i}no")["input_ids"])
+               for i in range(4)]
+    ts = token_stats(None, stats=rep.summary())
+    assert ts.basis == "token stats" and ts.mean_tokens == sum(per_row) / 4 > rep.stats["tokens"]["mean"]
