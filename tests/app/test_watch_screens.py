@@ -214,3 +214,39 @@ def test_a_queued_job_has_no_data_yet_on_the_monitor_and_in_compare(seeded):
     (results,) = table(at, "best eval loss")
     assert list(results["run"]) == ["waiting", "cpu-run"] and list(results["steps"]) == [0, 400]
     assert [t["name"] for t in charts(at)["compare_loss"]["data"]] == ["cpu-run train", "cpu-run eval"]
+
+
+def test_cost_chart_and_header_hold_the_launch_estimate(seeded):
+    s, jobs = seeded
+    job = jobs["gpu"]
+    s.update_job(job.id, estimate={"cost_usd": 1.5, "cost_range": {"low": 1.2, "mid": 1.5, "high": 2.1},
+                                   "price_check": {"message": "RunPod bills $1.99/h, not the $1.80/h quoted."}})
+    at = app("pages/monitor.py", monitor_job=job.id)
+    band = trace(charts(at)["chart_cost"], "launch estimate")
+    assert band["fill"] == "toself" and sorted(set(band["y"])) == [1.2, 2.1] and max(band["x"]) == 5000
+    projected = next(m for m in at.metric if m.label == "Projected at the end")
+    assert "pace" in projected.proto.help and "$1.20 – $2.10" in projected.proto.help
+    assert any("not the $1.80/h quoted" in w.value for w in at.warning)
+
+
+def test_a_finished_job_opens_its_model_on_models_and_playground(seeded):
+    from core.registry import build_model_record
+
+    s, jobs = seeded
+    earlier = seed_job(s, steps=20, status="completed", gpu=False, name="earlier-run")
+    unregistered = seed_job(s, steps=20, status="completed", gpu=False, name="registering")
+    other = s.add_model(build_model_record(s, earlier))
+    model = s.add_model(build_model_record(s, jobs["cpu"]))
+    at = app("pages/monitor.py", monitor_job=jobs["cpu"].id, models_selected=other.id)
+    assert not any(b.key == "monitor_stop" for b in at.button)
+    at.button(key="monitor_to_models").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="models_pick").value == model.id  # not the model the Models screen showed last
+    at = app("pages/monitor.py", monitor_job=jobs["cpu"].id, playground_model=other.id)
+    at.button(key="monitor_to_playground").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="playground_pick").value == model.id
+    # a completed job whose model is not in the registry yet says so, and offers no dead link
+    at = app("pages/monitor.py", monitor_job=unregistered.id)
+    assert not any(b.key in ("monitor_to_models", "monitor_to_playground") for b in at.button)
+    assert any("being registered" in c.value for c in at.caption)
