@@ -207,11 +207,13 @@ def sample_browser(jm, ranks: dict) -> None:
     with right:
         plot(sample_trend_figure(history, sid), "chart_sample_trend")
     st.markdown("**Generations across rounds** (green: only in the generation; struck red: expected but missing)")
+    # One element for all the rounds shown: a refresh sends one block, not two per round.
+    blocks = []
     for r in reversed(history[-20:]):
         scores = f"BLEU {fmt_num(r.get('bleu'), 3)} · ROUGE-L {fmt_num(r.get('rouge_l'), 3)}"
         epoch = f" · epoch {r['epoch']:.2f}" if r.get("epoch") is not None else ""
-        st.markdown(f"step **{r['step']}**{epoch} · {scores}")
-        st.markdown(diff_html(r["diff"]), unsafe_allow_html=True)
+        blocks.append(f'<div class="ftc-round">step <b>{r["step"]}</b>{epoch} · {scores}</div>{diff_html(r["diff"])}')
+    st.markdown('<div style="margin-bottom:.6em"></div>'.join(blocks), unsafe_allow_html=True)
     if len(history) > 20:
         with st.expander(f"All {len(history)} rounds"):
             st.dataframe([{"step": r["step"], "generated": r.get("generated_text"), "bleu": r.get("bleu"),

@@ -122,9 +122,12 @@ def test_monitor_of_a_long_gpu_run(seeded):
     assert regressed.iloc[0]["drop"] == pytest.approx(0.75)
     assert at.selectbox(key="monitor_sample").value == "s001"
     assert len(values(trace(figs["chart_sample_trend"], "ROUGE-L")["x"])) == 5
-    diffs = [m.value for m in at.markdown if "ftc-diff" in m.value]
+    (rounds,) = [m.value for m in at.markdown if "ftc-diff" in m.value]
+    diffs = rounds.split('<div class="ftc-diff">')[1:]
     assert len(diffs) == 5 and '<span class="ftc-insert"' in diffs[0] and "banana" in diffs[0]
     assert '<span class="ftc-delete"' in diffs[0]
+    steps = [int(x.split("</b>")[0]) for x in rounds.split("step <b>")[1:]]
+    assert steps == sorted((r["step"] for r in rows if r["sample_id"] == "s001"), reverse=True)  # newest first
 
     # the next refresh reads only what the trainer wrote since
     jm = next(iter(at.session_state["_job_monitors"].values()))
@@ -152,9 +155,14 @@ def test_monitor_stop_asks_for_confirmation(seeded):
     assert s.get_job(job.id).cancel_requested is True
 
 
-def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded):
+def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded, tmp_path):
     s, jobs = seeded
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"log line {i}\n" for i in range(1, 201)))
+    s.update_job(jobs["failed"].id, log_path=str(log))
     at = app("pages/monitor.py", monitor_job=jobs["failed"].id)
+    (tail,) = [c.value for c in at.code if "log line" in c.value]
+    assert tail.splitlines()[-1] == "log line 200" and "log line 100\n" not in tail  # the tail, not the whole log
     errors = [e.value for e in at.error]
     assert "The GPU ran out of memory: CUDA out of memory." in errors
     assert any("cuda_oom" in e and "tried to allocate 2 GiB" in e for e in errors)

@@ -49,4 +49,4 @@ def test_every_figure_passes_plotly_validation(monitors):
         assert {t.type for t in checked.data} == {"scatter"}, name  # SVG only: no WebGL context taken
     cost = validated(figs["gpu cost"])
     assert [t.name for t in cost.data] == ["spent", "projection", "launch estimate", "budget"]
-    assert figs["cpu cpu"] is not None and "gpu gpu_memory" not in {k for k, f in figs.items() if k.startswith("cpu")}
+    assert "cpu gpu_memory" not in figs and "gpu cpu" not in figs  # CPU charts for CPU jobs, GPU charts for GPU jobs
