@@ -272,7 +272,8 @@ def finished_model_links(job) -> None:
             st.caption("The model is being registered; it will appear on **Models** in a moment.")
         return
     row = st.container(horizontal=True)
-    if row.button(f"Open {model.name} in Models", icon=":material/inventory_2:", key="monitor_to_models"):
+    if row.button("See the model in the registry", icon=":material/inventory_2:", key="monitor_to_models",
+                  help=model.name):
         st.session_state["models_selected"] = model.id
         st.switch_page("pages/models.py")
     if row.button("Try it in the Playground", icon=":material/chat:", key="monitor_to_playground"):
