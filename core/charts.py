@@ -127,7 +127,7 @@ def cost_figure(jm: JobMonitor, outlook: CostOutlook, total_steps: int | None) -
         (x0, y0), (x1, y1) = outlook.line
         traces.append(_line([x0, x1], [y0, y1], "projection", color=PALETTE[1], dash="dot"))
     end = total_steps or (jm.metrics.last_step or 1)
-    if outlook.estimate is not None:  # the whole run's cost as quoted at launch, low to high
+    if outlook.estimate is not None and outlook.estimate["high"] > 0:  # the launch quote, low to high (not if free)
         low, high = outlook.estimate["low"], outlook.estimate["high"]
         traces.append({"type": "scatter", "x": [0, end, end, 0, 0], "y": [low, low, high, high, low],
                        "name": "launch estimate", "mode": "lines", "fill": "toself", "hoverinfo": "skip",
