@@ -52,7 +52,8 @@ def header(jm) -> None:
     cost = jm.cost(p)
     gpu = f"{job.gpu_count}× {job.gpu_type}" if job.gpu_type and job.gpu_count > 1 else (job.gpu_type or "no GPU")
     rate = f" · {fmt_money(job.cost_per_hour)}/h" if job.cost_per_hour else ""
-    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}** · {gpu}{rate} · "
+    pod = f" `{job.provider_ref}`" if job.provider_ref and job.provider != "local" else ""
+    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}**{pod} · {gpu}{rate} · "
                 f"{job.config_name or short_model(job.model_name)}")
     st.progress(p.fraction, text=f"epoch {p.epoch or 0:.2f} / {_epochs(p)} · step {p.step} / {p.total_steps or '?'} · "
                                  f"{p.fraction * 100:.0f}%")
@@ -63,7 +64,8 @@ def header(jm) -> None:
     m[2].metric("ETA", "—" if p.eta_s is None else ("done" if job.is_terminal else fmt_duration(p.eta_s)),
                 help=f"{p.steps_per_s:.2f} steps/s recently" if p.steps_per_s else None)
     m[3].metric(f"Spent (budget {fmt_money(cost.budget)})" if cost.budget else "Spent (no budget)",
-                fmt_money(cost.spent))
+                fmt_money(cost.spent),
+                help=f"{fmt_money(max(0.0, cost.budget - cost.spent))} of the budget left" if cost.budget else None)
     m[4].metric("Projected at the end", fmt_money(cost.projected), help=_projection_help(cost))
     loss = jm.metrics.traces["loss"].last()
     delta = None

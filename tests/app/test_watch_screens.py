@@ -95,6 +95,7 @@ def test_monitor_of_a_long_gpu_run(seeded):
     assert metric(at, "Step") == "3000 / 5000"
     assert any("A100 80GB" in m.value and "gpu-run" in m.value for m in at.markdown)
     assert metric(at, "Spent (budget $3.00)") == "$0.75"
+    assert next(m for m in at.metric if m.label.startswith("Spent")).proto.help == "$2.25 of the budget left"
     assert at.get("progress")[0].proto.value == 60
     assert metric(at, "GPU memory (of 80 GB)").endswith(" GB") and metric(at, "Predictions") == "30"
     rows = s.get_predictions(job.id)
@@ -159,8 +160,9 @@ def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded, tmp_pa
     s, jobs = seeded
     log = tmp_path / "train.log"
     log.write_text("".join(f"log line {i}\n" for i in range(1, 201)))
-    s.update_job(jobs["failed"].id, log_path=str(log))
+    s.update_job(jobs["failed"].id, log_path=str(log), provider="runpod", provider_ref="pod-abc123")
     at = app("pages/monitor.py", monitor_job=jobs["failed"].id)
+    assert any("**runpod** `pod-abc123` · A100 80GB" in m.value for m in at.markdown)  # the pod id beside the provider
     (tail,) = [c.value for c in at.code if "log line" in c.value]
     assert tail.splitlines()[-1] == "log line 200" and "log line 100\n" not in tail  # the tail, not the whole log
     errors = [e.value for e in at.error]
