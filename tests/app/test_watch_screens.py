@@ -1,14 +1,12 @@
 """AppTests of the Jobs, Monitor and Compare screens on seeded jobs: what the tables and charts hold."""
 
-import base64
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.monitor_seed import SPIKE_LOSS, add_steps, seed_job
+from tests.support.plotly_spec import charts, values
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -41,21 +39,6 @@ def app(page: str | None = None, **state) -> AppTest:
         at.run()
     assert not at.exception, at.exception
     return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    out = {}
-    for el in at.get("plotly_chart"):
-        key = el.proto.id.rsplit("-", 1)[-1]
-        out[key] = json.loads(el.proto.spec)
-    return out
-
-
-def values(v) -> np.ndarray:
-    """A trace's x or y as an array: Plotly ships numpy arrays as base64 typed arrays."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-    return np.asarray(v)
 
 
 def trace(fig: dict, name: str) -> dict:
