@@ -235,7 +235,14 @@ def test_a_finished_job_opens_its_model_on_models_and_playground(seeded):
     at.button(key="monitor_to_models").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="models_pick").value == model.id  # not the model the Models screen showed last
+    # once a job ended, the estimator's error is under the header: what it said against what happened
+    from core.estimate import record_outcome
+
+    s.update_job(jobs["cpu"].id, estimate={"time": {"train_hours": {"low": 0.02, "mid": 0.05, "high": 0.1}}})
+    outcome = record_outcome(s, jobs["cpu"].id)
     at = app("pages/monitor.py", monitor_job=jobs["cpu"].id, playground_model=other.id)
+    (note,) = [c.value for c in at.caption if c.value.startswith("Estimate vs actual")]
+    assert f"time error {outcome['time_error_pct']:+.0f}%" in note
     at.button(key="monitor_to_playground").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="playground_pick").value == model.id
