@@ -602,7 +602,7 @@ def run_summary(jm: JobMonitor) -> dict[str, Any]:
         "best eval loss": float(evals.y.min()) if evals.n else None,
         "BLEU": _last_value(agg["bleu"]), "ROUGE-L": _last_value(agg["rouge_l"]),
         "tokens seen": jm.metrics.tokens_seen.last()[1] if jm.metrics.tokens_seen.n else None,
-        "time_s": p.elapsed_s, "cost_usd": jm.cost(p).spent,
+        "time_s": p.elapsed_s, "cost_usd": jm.cost(p).spent, "estimated_cost_usd": _launch_cost(job.estimate or {}),
     }
 
 

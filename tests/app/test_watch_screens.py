@@ -163,6 +163,7 @@ def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded, tmp_pa
 def test_compare_runs(seeded):
     s, jobs = seeded
     ids = [jobs["gpu"].id, jobs["cpu"].id]
+    s.update_job(ids[0], estimate={"cost_usd": 1.5, "cost_range": {"low": 1.2, "mid": 1.5, "high": 2.1}})
     at = app("pages/compare.py", compare_jobs=ids)
     assert at.multiselect(key="compare_pick").value == ids
     fig = charts(at)["compare_loss"]
@@ -170,6 +171,8 @@ def test_compare_runs(seeded):
     assert values(trace(fig, "cpu-run train")["x"])[-1] == 400
     (results,) = table(at, "best eval loss")
     assert list(results["run"]) == ["gpu-run", "cpu-run"] and list(results["steps"]) == [3000, 400]
+    assert list(results["cost"]) == ["$0.75", "$0.00"]
+    assert list(results["estimated at launch"]) == ["$1.20 – $2.10", "—"]
     best_eval = min(r["eval_loss"] for r in s.get_metrics(jobs["gpu"].id) if r["eval_loss"] is not None)
     assert results.iloc[0]["best eval loss"] == pytest.approx(best_eval)
     assert results.iloc[1]["ROUGE-L"] == pytest.approx(s_last_round_mean(s, jobs["cpu"].id))
