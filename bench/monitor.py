@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -85,9 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first", type=int, default=3, help="first loads per run")
     ap.add_argument("--new-rows", type=int, default=10, dest="new_rows", help="steps written between refreshes")
     ap.add_argument("--apptest", type=int, default=10, help="full reruns of the Monitor page per run (0: skip)")
+    ap.add_argument("--keep", action="store_true", help="keep the seeded store (removed otherwise)")
     args = ap.parse_args(argv)
-
     tmp = Path(tempfile.mkdtemp(prefix="ftc-bench-monitor-"))
+    try:
+        return run(args, tmp)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     os.environ["CONSOLE_HOME"] = str(tmp)  # the AppTest part opens the same store
     os.environ.pop("CONSOLE_STORE_URL", None)
 

@@ -126,8 +126,13 @@ def cost_figure(jm: JobMonitor, outlook: CostOutlook, total_steps: int | None) -
     if outlook.line:
         (x0, y0), (x1, y1) = outlook.line
         traces.append(_line([x0, x1], [y0, y1], "projection", color=PALETTE[1], dash="dot"))
+    end = total_steps or (jm.metrics.last_step or 1)
+    if outlook.estimate is not None and outlook.estimate["high"] > 0:  # the launch quote, low to high (not if free)
+        low, high = outlook.estimate["low"], outlook.estimate["high"]
+        traces.append({"type": "scatter", "x": [0, end, end, 0, 0], "y": [low, low, high, high, low],
+                       "name": "launch estimate", "mode": "lines", "fill": "toself", "hoverinfo": "skip",
+                       "fillcolor": "rgba(127,127,127,0.15)", "line": {"width": 0, "color": "#999"}})
     if outlook.budget is not None:
-        end = total_steps or (jm.metrics.last_step or 1)
         traces.append(_line([0, end], [outlook.budget, outlook.budget], "budget", color=PALETTE[3], dash="dash"))
     if not traces and outlook.spent:
         traces.append(_line([jm.metrics.last_step or 0], [outlook.spent], "spent", color=PALETTE[0], markers=True))

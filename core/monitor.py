@@ -427,6 +427,8 @@ class CostOutlook:
     projected: float | None  # at the end of the run, at the current pace
     budget_step: int | None  # the step at which the budget runs out, when that comes before the end
     line: list[tuple[int, float]] = field(default_factory=list)  # the projection from now to the end
+    basis: str | None = None  # what the projection rests on: pace | progress | estimate | final
+    estimate: dict[str, float] | None = None  # the launch estimate's cost range: low, mid, high
 
     @property
     def over_budget(self) -> bool:
@@ -483,12 +485,15 @@ class JobMonitor:
         if job.started_at:
             elapsed = ((job.completed_at or now) - job.started_at).total_seconds()
         rate = self.metrics.steps_per_second()
+        est = job.estimate or {}
         eta = None
-        if job.status in L.LIVE and total:
-            if rate:
+        if job.status in L.LIVE:
+            if rate and total:
                 eta = max(0.0, (total - step) / rate)
-            elif (job.estimate or {}).get("eta_seconds") is not None:
-                eta = float(job.estimate["eta_seconds"])
+            elif est.get("eta_seconds") is not None:  # the trainer's own, before the monitor has a pace
+                eta = float(est["eta_seconds"])
+            elif (hours := _launch_hours(est)) is not None:  # before the first step: the launch estimate
+                eta = max(0.0, hours * 3600 - (elapsed or 0.0))
         elif job.status in L.TERMINAL:
             eta = 0.0
         return Progress(step=step, total_steps=total, epoch=epoch, epochs_total=epochs_total,
@@ -501,13 +506,16 @@ class JobMonitor:
         spent = job.total_cost_usd if job.total_cost_usd is not None else self.metrics.latest.get("cost_usd", 0.0)
         spent = float(spent or 0.0)
         budget = job.budget_limit_usd or None
-        projected = None
+        estimate = _launch_cost(job.estimate or {})
+        projected, basis = None, None
         if job.status in L.TERMINAL:
-            projected = spent
-        elif job.cost_per_hour and p.eta_s is not None:
-            projected = spent + job.cost_per_hour * p.eta_s / 3600
+            projected, basis = spent, "final"
+        elif job.cost_per_hour and p.eta_s is not None and p.step:
+            projected, basis = spent + job.cost_per_hour * p.eta_s / 3600, "pace"
         elif p.fraction > 0.01 and spent > 0:
-            projected = spent / p.fraction
+            projected, basis = spent / p.fraction, "progress"
+        elif estimate is not None:  # nothing measured yet: what the launch estimate said
+            projected, basis = max(spent, estimate["mid"]), "estimate"
         line: list[tuple[int, float]] = []
         budget_step = None
         if projected is not None and p.total_steps and job.status in L.LIVE:
@@ -515,7 +523,7 @@ class JobMonitor:
             if budget is not None and projected > budget > spent and projected > spent:
                 budget_step = int(p.step + (budget - spent) / (projected - spent) * (p.total_steps - p.step))
         return CostOutlook(spent=spent, per_hour=job.cost_per_hour, budget=budget, projected=projected,
-                           budget_step=budget_step, line=line)
+                           budget_step=budget_step, line=line, basis=basis, estimate=estimate)
 
     def uses_gpu(self) -> bool:
         return any(self.metrics.traces[c].n for c in ("gpu_memory_mb", "gpu_util_pct") if c in self.metrics.traces)
@@ -528,6 +536,21 @@ class JobMonitor:
         if self.job is None:
             raise RuntimeError("refresh() the monitor before reading it")
         return self.job
+
+
+def _launch_cost(est: dict[str, Any]) -> dict[str, float] | None:
+    """The cost range core.estimate quoted at launch (kept on the job), or None when it made none."""
+    r = est.get("cost_range")
+    if isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) for k in ("low", "mid", "high")):
+        return {k: float(r[k]) for k in ("low", "mid", "high")}
+    if isinstance(est.get("cost_usd"), (int, float)):
+        return {k: float(est["cost_usd"]) for k in ("low", "mid", "high")}
+    return None
+
+
+def _launch_hours(est: dict[str, Any]) -> float | None:
+    mid = ((est.get("time") or {}).get("hours") or {}).get("mid")
+    return float(mid) if isinstance(mid, (int, float)) else None
 
 
 # -- comparing runs ---------------------------------------------------------------------------------------------
@@ -579,7 +602,7 @@ def run_summary(jm: JobMonitor) -> dict[str, Any]:
         "best eval loss": float(evals.y.min()) if evals.n else None,
         "BLEU": _last_value(agg["bleu"]), "ROUGE-L": _last_value(agg["rouge_l"]),
         "tokens seen": jm.metrics.tokens_seen.last()[1] if jm.metrics.tokens_seen.n else None,
-        "time_s": p.elapsed_s, "cost_usd": jm.cost(p).spent,
+        "time_s": p.elapsed_s, "cost_usd": jm.cost(p).spent, "estimated_cost_usd": _launch_cost(job.estimate or {}),
     }
 
 

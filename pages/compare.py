@@ -10,6 +10,13 @@ from pages._shared import fmt_duration, fmt_money, guard, short_model, store
 
 st.title("Compare runs")
 
+
+def _range(r: dict | None) -> str:
+    if not r:
+        return "—"
+    return fmt_money(r["mid"]) if r["low"] == r["high"] else f"{fmt_money(r['low'])} – {fmt_money(r['high'])}"
+
+
 with guard("listing jobs"):
     jobs = store().list_jobs()
     if len(jobs) < 2:
@@ -55,6 +62,7 @@ with guard("comparing runs"):
             "best eval loss": s["best eval loss"], "BLEU": s["BLEU"], "ROUGE-L": s["ROUGE-L"],
             "tokens seen": fmt_num(s["tokens seen"], 3), "time": fmt_duration(s["time_s"]),
             "cost": fmt_money(s["cost_usd"]),
+            "estimated at launch": _range(s["estimated_cost_usd"]),
         })
     st.dataframe(rows, hide_index=True, width="stretch", key="compare_results",
                  column_config={k: st.column_config.NumberColumn(format="%.4f")

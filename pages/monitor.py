@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import lifecycle as L
 from pages._monitor_ui import diff_html, fmt_num, monitor_for, plot
+from pages._estimate_panel import render_job_estimate
 from pages._shared import fmt_duration, fmt_money, guard, select_job, service, short_model, status_badge, store
 
 REFRESH_S = 2.0
@@ -51,7 +52,8 @@ def header(jm) -> None:
     cost = jm.cost(p)
     gpu = f"{job.gpu_count}× {job.gpu_type}" if job.gpu_type and job.gpu_count > 1 else (job.gpu_type or "no GPU")
     rate = f" · {fmt_money(job.cost_per_hour)}/h" if job.cost_per_hour else ""
-    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}** · {gpu}{rate} · "
+    pod = f" `{job.provider_ref}`" if job.provider_ref and job.provider != "local" else ""
+    st.markdown(f"{status_badge(job.status)} &nbsp; **{job.provider}**{pod} · {gpu}{rate} · "
                 f"{job.config_name or short_model(job.model_name)}")
     st.progress(p.fraction, text=f"epoch {p.epoch or 0:.2f} / {_epochs(p)} · step {p.step} / {p.total_steps or '?'} · "
                                  f"{p.fraction * 100:.0f}%")
@@ -62,9 +64,9 @@ def header(jm) -> None:
     m[2].metric("ETA", "—" if p.eta_s is None else ("done" if job.is_terminal else fmt_duration(p.eta_s)),
                 help=f"{p.steps_per_s:.2f} steps/s recently" if p.steps_per_s else None)
     m[3].metric(f"Spent (budget {fmt_money(cost.budget)})" if cost.budget else "Spent (no budget)",
-                fmt_money(cost.spent))
-    m[4].metric("Projected at the end", fmt_money(cost.projected),
-                help="At the pace of the last minutes" if cost.projected is not None else None)
+                fmt_money(cost.spent),
+                help=f"{fmt_money(max(0.0, cost.budget - cost.spent))} of the budget left" if cost.budget else None)
+    m[4].metric("Projected at the end", fmt_money(cost.projected), help=_projection_help(cost))
     loss = jm.metrics.traces["loss"].last()
     delta = None
     if loss and jm.metrics.previous_loss is not None:
@@ -101,6 +103,10 @@ def header(jm) -> None:
     if cost.over_budget and cost.budget_step is not None:
         st.warning(f"At this pace the ${cost.budget:.2f} budget runs out near step {cost.budget_step}, before the "
                    "end; the trainer will then save a checkpoint and stop.")
+    elif cost.over_budget and cost.basis == "estimate":
+        st.warning(f"The launch estimate ({fmt_money(cost.projected)}) is over the {fmt_money(cost.budget)} budget; "
+                   "the trainer will save a checkpoint and stop when the budget is spent.")
+    render_job_estimate(job)  # a price the provider reported differently, and once it ended, the estimate's error
     for e in jm.error_rows():
         st.error(f"**{e['type']}**: {e['message']}")
         if e["hint"]:
@@ -108,6 +114,14 @@ def header(jm) -> None:
         if e["traceback"]:
             with st.expander("Traceback"):
                 st.code(e["traceback"][-4000:], language="text")
+
+
+def _projection_help(cost) -> str | None:
+    basis = {"pace": "At the pace of the last minutes", "progress": "Spent so far over the share of steps done",
+             "final": "The run has ended", "estimate": "The launch estimate: no step measured yet"}.get(cost.basis)
+    if basis and cost.estimate and cost.basis != "estimate":
+        basis += (f" · estimated at launch: {fmt_money(cost.estimate['low'])} – {fmt_money(cost.estimate['high'])}")
+    return basis
 
 
 # -- tabs -------------------------------------------------------------------------------------------------------
@@ -195,11 +209,13 @@ def sample_browser(jm, ranks: dict) -> None:
     with right:
         plot(sample_trend_figure(history, sid), "chart_sample_trend")
     st.markdown("**Generations across rounds** (green: only in the generation; struck red: expected but missing)")
+    # One element for all the rounds shown: a refresh sends one block, not two per round.
+    blocks = []
     for r in reversed(history[-20:]):
         scores = f"BLEU {fmt_num(r.get('bleu'), 3)} · ROUGE-L {fmt_num(r.get('rouge_l'), 3)}"
         epoch = f" · epoch {r['epoch']:.2f}" if r.get("epoch") is not None else ""
-        st.markdown(f"step **{r['step']}**{epoch} · {scores}")
-        st.markdown(diff_html(r["diff"]), unsafe_allow_html=True)
+        blocks.append(f'<div class="ftc-round">step <b>{r["step"]}</b>{epoch} · {scores}</div>{diff_html(r["diff"])}')
+    st.markdown('<div style="margin-bottom:.6em"></div>'.join(blocks), unsafe_allow_html=True)
     if len(history) > 20:
         with st.expander(f"All {len(history)} rounds"):
             st.dataframe([{"step": r["step"], "generated": r.get("generated_text"), "bleu": r.get("bleu"),
@@ -249,6 +265,24 @@ def live_view() -> None:
 st.fragment(run_every=REFRESH_S if opened_live else None)(live_view)()
 
 
+def finished_model_links(job) -> None:
+    """From a finished job to the model it registered: the Models and Playground screens open on that model
+    (each keeps its own last pick, so the hand-off names the model rather than relying on the job)."""
+    model = store().find_model_by_job(job.id)
+    if model is None:
+        if job.status == L.COMPLETED:
+            st.caption("The model is being registered; it will appear on **Models** in a moment.")
+        return
+    row = st.container(horizontal=True)
+    if row.button("See the model in the registry", icon=":material/inventory_2:", key="monitor_to_models",
+                  help=model.name):
+        st.session_state["models_selected"] = model.id
+        st.switch_page("pages/models.py")
+    if row.button("Try it in the Playground", icon=":material/chat:", key="monitor_to_playground"):
+        st.session_state["playground_model"] = model.id
+        st.switch_page("pages/playground.py")
+
+
 # -- stop and cancel --------------------------------------------------------------------------------------------
 
 ACTIONS = {
@@ -284,6 +318,6 @@ with guard("stopping the job"):
                                   ":material/cancel:"):
                         st.session_state["monitor_confirm"] = (action, job.id)
                         st.rerun()
-    elif job.status == L.COMPLETED:
-        st.page_link("pages/models.py", label="See the model in the registry", icon=":material/inventory_2:")
+    else:
+        finished_model_links(job)
     st.page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.store import open_store
+from tests.support.plotly_spec import values
 from tests.support.seed import seed_finished_job
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -38,7 +39,24 @@ def test_jobs_page_lists_seeded_jobs(console_home):
     at = app("pages/home.py")
     df = at.dataframe[0].value
     assert set(df["job"]) == {ok.id, bad.id}
-    assert {str(v).split()[-1] for v in df["status"]} == {"completed", "failed"}
+    assert {label.split()[-1] for label in df["status"]} == {"completed", "failed"}  # badge icon, then status
+
+
+def test_monitor_shows_status_charts_predictions_and_error_hint(console_home):
+    job = seed_finished_job(open_store(), status="failed")
+    at = app("pages/monitor.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Failed" in text and "Lower training.batch_size" in text
+    assert any("ran out of memory" in e.value for e in at.error)
+    assert any(m.label == "Step" and m.value == "60 / 60" for m in at.metric)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    loss_fig = next(f for f in figs if "Loss" in json.dumps(f["layout"].get("title", "")))
+    ys = values(loss_fig["data"][0]["y"])
+    assert len(ys) >= 60 and ys[-1] < ys[0]
+    # the predictions browser opens on a sample and shows its generations, newest round first
+    assert at.selectbox(key="monitor_sample").value == "line_0"
+    (rounds,) = [m.value for m in at.markdown if "ftc-diff" in m.value]
+    assert rounds.index("answer 0") < rounds.index("noise")
 
 
 def test_models_page_shows_lineage(console_home):

@@ -1,14 +1,12 @@
 """AppTests of the Jobs, Monitor and Compare screens on seeded jobs: what the tables and charts hold."""
 
-import base64
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.monitor_seed import SPIKE_LOSS, add_steps, seed_job
+from tests.support.plotly_spec import charts, values
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -41,21 +39,6 @@ def app(page: str | None = None, **state) -> AppTest:
         at.run()
     assert not at.exception, at.exception
     return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    out = {}
-    for el in at.get("plotly_chart"):
-        key = el.proto.id.rsplit("-", 1)[-1]
-        out[key] = json.loads(el.proto.spec)
-    return out
-
-
-def values(v) -> np.ndarray:
-    """A trace's x or y as an array: Plotly ships numpy arrays as base64 typed arrays."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-    return np.asarray(v)
 
 
 def trace(fig: dict, name: str) -> dict:
@@ -95,6 +78,7 @@ def test_monitor_of_a_long_gpu_run(seeded):
     assert metric(at, "Step") == "3000 / 5000"
     assert any("A100 80GB" in m.value and "gpu-run" in m.value for m in at.markdown)
     assert metric(at, "Spent (budget $3.00)") == "$0.75"
+    assert next(m for m in at.metric if m.label.startswith("Spent")).proto.help == "$2.25 of the budget left"
     assert at.get("progress")[0].proto.value == 60
     assert metric(at, "GPU memory (of 80 GB)").endswith(" GB") and metric(at, "Predictions") == "30"
     rows = s.get_predictions(job.id)
@@ -122,9 +106,12 @@ def test_monitor_of_a_long_gpu_run(seeded):
     assert regressed.iloc[0]["drop"] == pytest.approx(0.75)
     assert at.selectbox(key="monitor_sample").value == "s001"
     assert len(values(trace(figs["chart_sample_trend"], "ROUGE-L")["x"])) == 5
-    diffs = [m.value for m in at.markdown if "ftc-diff" in m.value]
+    (rounds,) = [m.value for m in at.markdown if "ftc-diff" in m.value]
+    diffs = rounds.split('<div class="ftc-diff">')[1:]
     assert len(diffs) == 5 and '<span class="ftc-insert"' in diffs[0] and "banana" in diffs[0]
     assert '<span class="ftc-delete"' in diffs[0]
+    steps = [int(x.split("</b>")[0]) for x in rounds.split("step <b>")[1:]]
+    assert steps == sorted((r["step"] for r in rows if r["sample_id"] == "s001"), reverse=True)  # newest first
 
     # the next refresh reads only what the trainer wrote since
     jm = next(iter(at.session_state["_job_monitors"].values()))
@@ -152,9 +139,15 @@ def test_monitor_stop_asks_for_confirmation(seeded):
     assert s.get_job(job.id).cancel_requested is True
 
 
-def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded):
+def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded, tmp_path):
     s, jobs = seeded
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"log line {i}\n" for i in range(1, 201)))
+    s.update_job(jobs["failed"].id, log_path=str(log), provider="runpod", provider_ref="pod-abc123")
     at = app("pages/monitor.py", monitor_job=jobs["failed"].id)
+    assert any("**runpod** `pod-abc123` · A100 80GB" in m.value for m in at.markdown)  # the pod id beside the provider
+    (tail,) = [c.value for c in at.code if "log line" in c.value]
+    assert tail.splitlines()[-1] == "log line 200" and "log line 100\n" not in tail  # the tail, not the whole log
     errors = [e.value for e in at.error]
     assert "The GPU ran out of memory: CUDA out of memory." in errors
     assert any("cuda_oom" in e and "tried to allocate 2 GiB" in e for e in errors)
@@ -170,6 +163,7 @@ def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded):
 def test_compare_runs(seeded):
     s, jobs = seeded
     ids = [jobs["gpu"].id, jobs["cpu"].id]
+    s.update_job(ids[0], estimate={"cost_usd": 1.5, "cost_range": {"low": 1.2, "mid": 1.5, "high": 2.1}})
     at = app("pages/compare.py", compare_jobs=ids)
     assert at.multiselect(key="compare_pick").value == ids
     fig = charts(at)["compare_loss"]
@@ -177,6 +171,8 @@ def test_compare_runs(seeded):
     assert values(trace(fig, "cpu-run train")["x"])[-1] == 400
     (results,) = table(at, "best eval loss")
     assert list(results["run"]) == ["gpu-run", "cpu-run"] and list(results["steps"]) == [3000, 400]
+    assert list(results["cost"]) == ["$0.75", "$0.00"]
+    assert list(results["estimated at launch"]) == ["$1.20 – $2.10", "—"]
     best_eval = min(r["eval_loss"] for r in s.get_metrics(jobs["gpu"].id) if r["eval_loss"] is not None)
     assert results.iloc[0]["best eval loss"] == pytest.approx(best_eval)
     assert results.iloc[1]["ROUGE-L"] == pytest.approx(s_last_round_mean(s, jobs["cpu"].id))
@@ -214,3 +210,46 @@ def test_a_queued_job_has_no_data_yet_on_the_monitor_and_in_compare(seeded):
     (results,) = table(at, "best eval loss")
     assert list(results["run"]) == ["waiting", "cpu-run"] and list(results["steps"]) == [0, 400]
     assert [t["name"] for t in charts(at)["compare_loss"]["data"]] == ["cpu-run train", "cpu-run eval"]
+
+
+def test_cost_chart_and_header_hold_the_launch_estimate(seeded):
+    s, jobs = seeded
+    job = jobs["gpu"]
+    s.update_job(job.id, estimate={"cost_usd": 1.5, "cost_range": {"low": 1.2, "mid": 1.5, "high": 2.1},
+                                   "price_check": {"message": "RunPod bills $1.99/h, not the $1.80/h quoted."}})
+    at = app("pages/monitor.py", monitor_job=job.id)
+    band = trace(charts(at)["chart_cost"], "launch estimate")
+    assert band["fill"] == "toself" and sorted(set(band["y"])) == [1.2, 2.1] and max(band["x"]) == 5000
+    projected = next(m for m in at.metric if m.label == "Projected at the end")
+    assert "pace" in projected.proto.help and "$1.20 – $2.10" in projected.proto.help
+    assert any("not the $1.80/h quoted" in w.value for w in at.warning)
+
+
+def test_a_finished_job_opens_its_model_on_models_and_playground(seeded):
+    from core.registry import build_model_record
+
+    s, jobs = seeded
+    earlier = seed_job(s, steps=20, status="completed", gpu=False, name="earlier-run")
+    unregistered = seed_job(s, steps=20, status="completed", gpu=False, name="registering")
+    other = s.add_model(build_model_record(s, earlier))
+    model = s.add_model(build_model_record(s, jobs["cpu"]))
+    at = app("pages/monitor.py", monitor_job=jobs["cpu"].id, models_selected=other.id)
+    assert not any(b.key == "monitor_stop" for b in at.button)
+    at.button(key="monitor_to_models").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="models_pick").value == model.id  # not the model the Models screen showed last
+    # once a job ended, the estimator's error is under the header: what it said against what happened
+    from core.estimate import record_outcome
+
+    s.update_job(jobs["cpu"].id, estimate={"time": {"train_hours": {"low": 0.02, "mid": 0.05, "high": 0.1}}})
+    outcome = record_outcome(s, jobs["cpu"].id)
+    at = app("pages/monitor.py", monitor_job=jobs["cpu"].id, playground_model=other.id)
+    (note,) = [c.value for c in at.caption if c.value.startswith("Estimate vs actual")]
+    assert f"time error {outcome['time_error_pct']:+.0f}%" in note
+    at.button(key="monitor_to_playground").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="playground_pick").value == model.id
+    # a completed job whose model is not in the registry yet says so, and offers no dead link
+    at = app("pages/monitor.py", monitor_job=unregistered.id)
+    assert not any(b.key in ("monitor_to_models", "monitor_to_playground") for b in at.button)
+    assert any("being registered" in c.value for c in at.caption)

@@ -229,3 +229,32 @@ def test_cli_metrics_since_and_predictions_serve_the_monitor_rows(store, console
     jm.refresh(s)
     assert summary["steps"] == jm.predictions.aggregates()["step"]
     assert summary["worst"][0]["sample_id"] == "s000"
+
+
+def test_before_the_first_step_eta_and_cost_come_from_the_launch_estimate(store):
+    from core.store.records import utcnow
+
+    est = {"cost_usd": 1.2, "cost_range": {"low": 0.9, "mid": 1.2, "high": 1.6},
+           "time": {"hours": {"low": 0.5, "mid": 0.75, "high": 1.0}}}
+    job = store.create_job(JobRecord(id=new_id("job"), provider="local", status="provisioning", cost_per_hour=1.6,
+                                     budget_limit_usd=1.0, estimate=est))
+    jm = JobMonitor(job.id)
+    jm.refresh(store)
+    p = jm.progress()
+    assert p.step == 0 and p.eta_s == pytest.approx(0.75 * 3600)
+    cost = jm.cost(p)
+    assert cost.basis == "estimate" and cost.projected == pytest.approx(1.2) and cost.over_budget
+    assert cost.estimate == {"low": 0.9, "mid": 1.2, "high": 1.6}
+    # once steps are measured the pace decides, and the launch estimate stays for reference
+    store.update_job(job.id, status="running", started_at=utcnow(), total_steps=1000)
+    add_steps(store, job, 1, 100)
+    jm.refresh(store)
+    cost = jm.cost()
+    assert cost.basis == "pace" and cost.estimate["high"] == 1.6
+    assert cost.projected == pytest.approx(cost.spent + 1.6 * jm.progress().eta_s / 3600)
+    # the trainer's own ETA wins over the launch estimate while the monitor has no pace
+    store.update_job(job.id, estimate={**est, "eta_seconds": 42.0})
+    fresh = JobMonitor(job.id)
+    fresh.refresh(store)
+    fresh.metrics._recent.clear()
+    assert fresh.progress().eta_s == 42.0

@@ -49,7 +49,7 @@ def test_finished_job_to_playground_answer(finished_home, artifacts_dir):
         wait.until(EC.element_to_be_clickable(
             (By.XPATH, "//*[@data-testid='stSidebarNav']//a[contains(., 'Monitor')]"))).click()
         wait.until(EC.presence_of_element_located(by_text("span", "Completed")))
-        wait.until(EC.element_to_be_clickable(by_text("a", "See the model in the registry"))).click()
+        wait.until(EC.element_to_be_clickable(by_text("button", "See the model in the registry"))).click()
 
         wait.until(EC.presence_of_element_located(by_text("h1", "Models")))
         wait.until(EC.presence_of_element_located(by_text("code", model.artifact_path)))
