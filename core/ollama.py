@@ -100,6 +100,9 @@ class OllamaPlan:
         if self.route == "adapter":
             lines += [f"FROM {self.base}", f"ADAPTER {self.source}"]
         elif self.route == "merged":
+            if not self.source:
+                raise ConsoleError("Merge the adapter first; Ollama imports this model as a merged safetensors "
+                                   "folder.", hint=f"python -m core export {model.id} --merge")
             lines += [f"FROM {self.source}"]
         else:
             lines += ["# Ollama cannot import this architecture from safetensors; see GGUF.md next to this file.",

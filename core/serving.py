@@ -58,14 +58,28 @@ def push(store: Any, model_id: str, repo_id: str, *, what: str = "adapter", priv
     return result
 
 
+def _ollama_plan(store: Any, model_id: str, *, base: str | None, prefer: str | None,
+                 merge_if_needed: bool) -> tuple[ModelRecord, Any]:
+    """The Ollama route; the merged route needs merged weights on disk, so the adapter is merged first when asked
+    (a Modelfile or a registration pointing at no folder would fail only later, inside Ollama)."""
+    from core import ollama
+
+    model = _model(store, model_id)
+    the_plan = ollama.plan(model, base=base, prefer=prefer)
+    if the_plan.route == "merged" and not the_plan.source and merge_if_needed:
+        merge(store, model.id)
+        model = _model(store, model.id)
+        the_plan = ollama.plan(model, base=base, prefer=prefer)
+    return model, the_plan
+
+
 def export_ollama(store: Any, model_id: str, *, base: str | None = None, out: str | None = None,
-                  prefer: str | None = None) -> dict[str, Any]:
+                  prefer: str | None = None, merge_if_needed: bool = True) -> dict[str, Any]:
     """Write a Modelfile (and the GGUF guide when Ollama cannot import the weights directly)."""
     from core import ollama
     from core.export import adapter_dir
 
-    model = _model(store, model_id)
-    the_plan = ollama.plan(model, base=base, prefer=prefer)
+    model, the_plan = _ollama_plan(store, model_id, base=base, prefer=prefer, merge_if_needed=merge_if_needed)
     folder = Path(out).expanduser() if out else adapter_dir(model).parent / "ollama"
     files = ollama.write_export(model, folder, the_plan)
     info = {"route": the_plan.route, "arch": the_plan.arch, "reason": the_plan.reason, "folder": str(folder),
@@ -81,12 +95,7 @@ def register_ollama(store: Any, model_id: str, *, name: str | None = None, base:
     """Register the model with a running Ollama server (create_blob for each file, then create)."""
     from core import ollama
 
-    model = _model(store, model_id)
-    the_plan = ollama.plan(model, base=base, prefer=prefer)
-    if the_plan.route == "merged" and not the_plan.source and merge_if_needed:
-        merge(store, model.id)
-        model = _model(store, model.id)
-        the_plan = ollama.plan(model, base=base, prefer=prefer)
+    model, the_plan = _ollama_plan(store, model_id, base=base, prefer=prefer, merge_if_needed=merge_if_needed)
     reg = ollama.register(model, the_plan, name=name, client=ollama.OllamaClient(host), on_status=on_status)
     info = {"name": reg.name, "host": reg.host, "route": reg.route, "base": reg.base, "statuses": reg.statuses,
             "blobs": reg.blobs, "chat_url": f"{reg.host}/v1"}

@@ -121,3 +121,22 @@ def test_push_needs_a_valid_token(finished_home, tmp_path, monkeypatch):
     with FakeHub() as hub:
         with pytest.raises(AuthError, match="refused"):
             serving.push(store, finished_home.model_id, "x", token="hf_wrong", endpoint=hub.url)
+
+
+def test_push_merged_needs_a_merge_then_sends_the_merged_weights(finished_home, tmp_path, monkeypatch):
+    import core.export
+    from core import serving
+    from core.store import open_store
+
+    monkeypatch.setattr(core.export, "merged_dir_for", lambda m: tmp_path / "merged")
+    store = open_store()
+    with FakeHub() as hub:
+        with pytest.raises(ConsoleError, match="Merge the adapter before"):
+            serving.push(store, finished_home.model_id, "tiny-merged", what="merged", token=TOKEN, endpoint=hub.url)
+        serving.merge(store, finished_home.model_id)
+        out = serving.push(store, finished_home.model_id, "tiny-merged", what="merged", token=TOKEN,
+                           endpoint=hub.url)
+        files = hub.repos["alice/tiny-merged"]["files"]
+    assert files["model.safetensors"] == (tmp_path / "merged" / "model.safetensors").read_bytes()
+    assert "adapter_config.json" not in files and out["what"] == "merged"
+    assert store.get_model(finished_home.model_id).metadata["actions"]["push_merged"]["repo_id"] == "alice/tiny-merged"
