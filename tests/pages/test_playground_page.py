@@ -55,3 +55,24 @@ def test_through_a_vllm_server(finished_home):
         asked = [r.json()["model"] for r in server.calls("POST", "/v1/chat/completions")]
     assert asked == [finished_home.base, model.name]
     assert _answers(at) == ["Tokyo is the capital.", "Tokyo is the capital."]
+
+
+def test_through_ollama_after_registering_on_the_models_screen(finished_home):
+    """Registering with Ollama records where and under which names the model lives; the playground starts there."""
+    from core import serving
+    from core.store import open_store
+
+    from tests.support.fake_ollama import FakeOllama
+
+    with FakeOllama(reply="Tokyo.") as server:
+        serving.register_ollama(open_store(), finished_home.model_id, name="tuned-ollama", host=server.url)
+        at = AppTest.from_file(PAGE, default_timeout=60).run()
+        at.radio(key="playground_source").set_value("ollama").run()
+        assert at.text_input(key="playground_url_ollama").value == server.url + "/v1"
+        assert at.text_input(key="playground_name_ollama").value == "tuned-ollama"
+        assert at.text_input(key="playground_base_ollama").value == "tuned-ollama-base"
+        at.chat_input(key="playground_prompt").set_value("Capital of Japan?").run()
+        assert not at.exception
+        asked = [r.json()["model"] for r in server.calls("POST", "/v1/chat/completions")]
+    assert asked == ["tuned-ollama-base", "tuned-ollama"]
+    assert _answers(at) == ["Tokyo.", "Tokyo."]
