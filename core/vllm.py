@@ -113,15 +113,26 @@ class VLLMClient:
         return resp.text.strip()
 
 
+def serves_base(card: dict, base: str) -> bool:
+    """Whether a ``/v1/models`` entry is this base: by the path it was loaded from (``root``; the ``id`` is only
+    its served name) or its served name, exactly or by the last path part (a Hub id here, a local copy there)."""
+    def last(s: str) -> str:
+        return s.rstrip("/").rsplit("/", 1)[-1]
+
+    seen = [v for v in (card.get("root"), card.get("id")) if v]
+    return base in seen or last(base) in {last(v) for v in seen}
+
+
 def hot_load(model: ModelRecord, base_url: str, *, api_key: str | None = None,
              path_on_server: str | None = None) -> dict[str, str]:
     """Load the adapter into a running vLLM. The path is read by the server, so a remote server needs the
     adapter where it can see it (``path_on_server``)."""
     client = VLLMClient(base_url, api_key)
-    served = {m.get("id") for m in client.models()}
+    bases = [m for m in client.models() if not m.get("parent")]
     base = base_model_of(model)
-    if base not in served and not any((m or "").endswith(base.rstrip("/").rsplit("/", 1)[-1]) for m in served):
-        raise ConsoleError(f"The vLLM server at {base_url} serves {', '.join(sorted(filter(None, served))) or 'nothing'},"
-                           f" not this adapter's base {base}.", hint="Start vLLM on the same base model.")
+    if not any(serves_base(m, base) for m in bases):
+        names = ", ".join(sorted(str(m.get("root") or m.get("id")) for m in bases)) or "nothing"
+        raise ConsoleError(f"The vLLM server at {base_url} serves {names}, not this adapter's base {base}.",
+                           hint="Start vLLM on the same base model.")
     message = client.load_lora(lora_name(model), path_on_server or str(adapter_dir(model).resolve()))
     return {"lora_name": lora_name(model), "message": message, "base_url": f"{client.root}/v1"}
