@@ -41,6 +41,23 @@ def adapter_dir(model: ModelRecord) -> Path:
     return folder
 
 
+def full_model_dir(model: ModelRecord) -> Path | None:
+    """The artifact folder when the job fully fine-tuned the model (a transformers folder, no adapter): there is
+    nothing to merge, and it is served, pushed and imported as it is."""
+    path = model.artifact_path
+    if not path or path.startswith("hf://"):
+        return None
+    folder = Path(path).expanduser()
+    if (folder / "adapter_config.json").is_file() or not (folder / "config.json").is_file():
+        return None
+    return folder if any(folder.glob("*.safetensors")) else None
+
+
+def artifact_dir(model: ModelRecord) -> Path:
+    """The folder of trained weights on this machine: the full model, else the adapter."""
+    return full_model_dir(model) or adapter_dir(model)
+
+
 def adapter_config(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
 
@@ -73,6 +90,9 @@ def merged_dir_for(model: ModelRecord) -> Path:
 
 
 def merged_ready(model: ModelRecord) -> Path | None:
+    """A folder of plain weights to serve: the merged model, or the full fine-tune that needs no merge."""
+    if full := full_model_dir(model):
+        return full
     try:
         out = merged_dir_for(model)
     except ConsoleError:
@@ -89,17 +109,25 @@ class MergeResult:
     files: list[str]
 
 
-def load_peft_model(model: ModelRecord, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
-    """Base + adapter as a PEFT model, and the adapter's tokenizer. ``device="auto"`` takes the first CUDA GPU
-    when there is one."""
+def load_causal_lm(name_or_path: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
+    """A transformers model in eval mode. ``device="auto"`` takes the first CUDA GPU when there is one."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype)).to(device)
+    lm.eval()
+    return lm
+
+
+def load_peft_model(model: ModelRecord, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """Base + adapter as a PEFT model, and the adapter's tokenizer."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
     folder = adapter_dir(model)
-    base = AutoModelForCausalLM.from_pretrained(base_model_of(model), dtype=getattr(torch, dtype)).to(device)
+    base = load_causal_lm(base_model_of(model), dtype=dtype, device=device)
     peft_model = PeftModel.from_pretrained(base, str(folder))
     peft_model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -117,3 +117,15 @@ def test_merge_button_then_push_the_merged_model(finished_home, monkeypatch, tmp
         files = hub.repos["alice/merged-from-page"]["files"]
     assert "model.safetensors" in files and "adapter_model.safetensors" not in files
     assert "Pushed the merged" in _texts(at)
+
+
+@pytest.mark.training
+def test_a_full_fine_tune_offers_what_applies_to_it(full_model):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and not at.warning
+    text = _texts(at)
+    assert "no adapter to merge" in text and not [b for b in at.button if b.key == "models_merge"]
+    assert f"vllm serve {full_model.artifact_path} --served-model-name" in text and "--enable-lora" not in text
+    assert "Route: **merged** (llama)" in text
+    assert at.radio(key="models_hub_what").options == ["model"]
+    assert not [b for b in at.button if b.key == "models_vllm_load"]
