@@ -76,3 +76,17 @@ def test_through_ollama_after_registering_on_the_models_screen(finished_home):
         asked = [r.json()["model"] for r in server.calls("POST", "/v1/chat/completions")]
     assert asked == ["tuned-ollama-base", "tuned-ollama"]
     assert _answers(at) == ["Tokyo.", "Tokyo."]
+
+
+def test_weights_not_on_this_machine_say_so_instead_of_failing(console_home):
+    from core.store import open_store
+    from core.store.records import ModelRecord
+
+    open_store().add_model(ModelRecord(id="model_hub", name="on-the-hub", base_model="meta-llama/Llama-3.2-1B",
+                                       artifact_path="hf://alice/adapter"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert "on the Hugging Face Hub" in at.warning[0].value and "vLLM or Ollama server" in at.warning[0].value
+    assert at.chat_input(key="playground_prompt").proto.disabled
+    at.radio(key="playground_source").set_value("vllm").run()
+    assert not at.warning and not at.chat_input(key="playground_prompt").proto.disabled
