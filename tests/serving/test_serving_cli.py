@@ -101,3 +101,14 @@ def test_export_merge_then_serve_the_merged_model(finished_home, capsys, monkeyp
     assert rows[0]["metadata"]["actions"]["merge"]["path"] == str(tmp_path / "merged")
     code, out, _ = run(capsys, "models")
     assert out.split()[:2] == [model_id, rows[0]["name"]]
+
+
+def test_models_show_for_a_person(finished_home, capsys):
+    from core.store import open_store
+
+    model = open_store().get_model(finished_home.model_id)
+    code, out, _ = run(capsys, "models", "show", model.name)  # by name as well as by id
+    assert code == 0 and out.startswith(f"{model.name}  ({model.id})")
+    assert f"base:      {finished_home.base}" in out and model.dataset_hash[:16] in out
+    assert f"loss:      {model.metrics['final_loss']} · bleu {model.metrics['bleu']}" in out
+    assert f"{model.artifact_path} (local)" in out
