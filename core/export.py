@@ -7,6 +7,7 @@ torch, transformers, peft and huggingface_hub are imported inside the functions 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from fnmatch import fnmatch
@@ -19,7 +20,8 @@ from core.store.records import ModelRecord
 
 # What a Hub upload leaves out: the pickled trainer arguments (a pickle is not something to publish) and the
 # checkpoints a resumed run would need but a user of the model does not.
-HUB_IGNORE = ["training_args.bin", "checkpoints/*", "checkpoint-*/*", "*.pt", "*.pth"]
+HUB_IGNORE = ["training_args.bin", "checkpoints/*", "checkpoint-*/*", "*.pt", "*.pth", "merge_info.json"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def adapter_dir(model: ModelRecord) -> Path:
@@ -156,8 +158,30 @@ def merge_adapter(model: ModelRecord, out_dir: str | Path | None = None, *, dtyp
     (out / "merge_info.json").write_text(json.dumps({
         "model_id": model.id, "base_model": base, "adapter": str(adapter_dir(model)), "dtype": dtype,
     }, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(model, merged=True), encoding="utf-8")
     return MergeResult(path=str(out), base_model=base, adapter=str(adapter_dir(model)),
                        seconds=round(time.monotonic() - t0, 2), files=sorted(p.name for p in out.iterdir()))
+
+
+def model_card(model: ModelRecord, *, merged: bool) -> str:
+    """README.md for the Hub: the metadata the Hub indexes (its ``base_model`` links the model to its base's
+    page, so people find it) and the lineage the registry holds. A base that is a local folder is left out of the
+    metadata, since the Hub rejects a ``base_model`` that is not one of its repos."""
+    base = model.base_model or ""
+    meta, metrics = model.metadata or {}, model.metrics or {}
+    method = (meta.get("training_method") or "sft").lower()
+    header = ["---", "library_name: transformers" if merged else "library_name: peft"]
+    if HUB_ID.match(base) and not Path(base).expanduser().exists():
+        header.append(f"base_model: {base}")
+    header += ["tags:", "- finetune-console", f"- {method}", "- merged-lora" if merged else "- lora", "---"]
+    rows = [("Base model", base or "—"), ("Method", method.upper()),
+            ("Dataset", f"{model.dataset_size or '—'} rows, sha256 {(model.dataset_hash or '—')[:16]}"),
+            ("Final training loss", metrics.get("final_loss", "—")),
+            *((k.upper().replace("_", "-"), metrics[k]) for k in ("bleu", "rouge_l") if metrics.get(k) is not None),
+            ("LoRA", f"r {(model.adapters.get('lora') or {}).get('r', '—')}, merged into the base" if merged else
+             f"r {(model.adapters.get('lora') or {}).get('r', '—')}")]
+    table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return "\n".join(header) + f"\n\n# {model.name}\n\nFine-tuned with FineTune Console.\n\n{table}\n"
 
 
 # -- Hugging Face Hub --------------------------------------------------------------------------------------------

@@ -139,4 +139,19 @@ def test_push_merged_needs_a_merge_then_sends_the_merged_weights(finished_home, 
         files = hub.repos["alice/tiny-merged"]["files"]
     assert files["model.safetensors"] == (tmp_path / "merged" / "model.safetensors").read_bytes()
     assert "adapter_config.json" not in files and out["what"] == "merged"
+    assert b"Fine-tuned with FineTune Console" in files["README.md"] and "merge_info.json" not in files
     assert store.get_model(finished_home.model_id).metadata["actions"]["push_merged"]["repo_id"] == "alice/tiny-merged"
+
+
+def test_model_card_carries_lineage_and_a_valid_base_model():
+    from core.export import model_card
+
+    rec = ModelRecord(id="m1", name="llama-ft", base_model="meta-llama/Llama-3.2-1B", dataset_size=120,
+                      dataset_hash="ab" * 32, metrics={"final_loss": 0.91, "bleu": 12.5},
+                      adapters={"lora": {"r": 16}}, metadata={"training_method": "dpo"})
+    card = model_card(rec, merged=True)
+    front = card.split("---")[1]
+    assert "library_name: transformers" in front and "base_model: meta-llama/Llama-3.2-1B" in front
+    assert "- dpo" in front and "| Final training loss | 0.91 |" in card and "| BLEU | 12.5 |" in card
+    local = rec.model_copy(update={"base_model": "/data/models/tiny-llama"})
+    assert "base_model:" not in model_card(local, merged=False).split("---")[1]
