@@ -173,13 +173,14 @@ def model_card(model: ModelRecord, *, merged: bool) -> str:
     header = ["---", "library_name: transformers" if merged else "library_name: peft"]
     if HUB_ID.match(base) and not Path(base).expanduser().exists():
         header.append(f"base_model: {base}")
-    header += ["tags:", "- finetune-console", f"- {method}", "- merged-lora" if merged else "- lora", "---"]
+    r = (model.adapters.get("lora") or {}).get("r")
+    kind = "lora" if not merged else "merged-lora" if r else "full-fine-tune"
+    header += ["tags:", "- finetune-console", f"- {method}", f"- {kind}", "---"]
     rows = [("Base model", base or "—"), ("Method", method.upper()),
             ("Dataset", f"{model.dataset_size or '—'} rows, sha256 {(model.dataset_hash or '—')[:16]}"),
             ("Final training loss", metrics.get("final_loss", "—")),
             *((k.upper().replace("_", "-"), metrics[k]) for k in ("bleu", "rouge_l") if metrics.get(k) is not None),
-            ("LoRA", f"r {(model.adapters.get('lora') or {}).get('r', '—')}, merged into the base" if merged else
-             f"r {(model.adapters.get('lora') or {}).get('r', '—')}")]
+            ("LoRA", "none, a full fine-tune" if not r else f"r {r}, merged into the base" if merged else f"r {r}")]
     table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
     return "\n".join(header) + f"\n\n# {model.name}\n\nFine-tuned with FineTune Console.\n\n{table}\n"
 
@@ -197,11 +198,15 @@ class PushResult:
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None, what: str = "adapter",
-                private: bool = True, endpoint: str | None = None,
-                commit_message: str | None = None) -> PushResult:
+                private: bool = True, endpoint: str | None = None, commit_message: str | None = None,
+                readme: str | None = None) -> PushResult:
     """Create the repo (private unless asked otherwise; an existing one is reused) and upload the folder in one
-    commit through ``HfApi.create_repo`` + ``HfApi.upload_folder``."""
-    from huggingface_hub import HfApi
+    commit through ``HfApi.create_repo`` + ``HfApi.create_commit``.
+
+    ``readme`` replaces the folder's README.md: the card PEFT and TRL write names a local base as ``base_model``,
+    which the Hub refuses, failing the whole upload.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     src = Path(folder)
@@ -210,17 +215,23 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None, what: st
     if not token:
         raise AuthError("Pushing to the Hugging Face Hub needs a token with write access.",
                         hint="Set HF_TOKEN or add it under Settings → Hugging Face.")
+    files = sorted(rel for rel in (p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+                   if not any(fnmatch(rel, pat) for pat in HUB_IGNORE))
+    ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(src / rel))
+           for rel in files if not (readme and rel == "README.md")]
+    if readme:
+        ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode("utf-8")))
+        files = sorted({*files, "README.md"})
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            folder_path=str(src), repo_id=url.repo_id, repo_type="model", ignore_patterns=HUB_IGNORE,
-            commit_message=commit_message or f"Upload fine-tuned {what} from FineTune Console",
-        )
+        info = api.create_commit(repo_id=url.repo_id, repo_type="model", operations=ops,
+                                 commit_message=commit_message or f"Upload fine-tuned {what} from FineTune Console")
     except HfHubHTTPError as exc:
         raise _hub_error(exc, repo_id) from None
-    files = sorted(rel for rel in (p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-                   if not any(fnmatch(rel, pat) for pat in HUB_IGNORE))
+    except ValueError as exc:  # the Hub refused the model card's metadata (HfApi._validate_yaml)
+        raise ConsoleError(f"The Hugging Face Hub refused the model card: {exc}",
+                           hint="Fix the metadata between the --- lines of README.md.") from None
     return PushResult(repo_id=url.repo_id, url=str(url), commit=getattr(info, "oid", None), what=what,
                       private=private, files=files)
 

@@ -39,7 +39,7 @@ def push(store: Any, model_id: str, repo_id: str, *, what: str = "adapter", priv
          token: str | None = None, endpoint: str | None = None) -> dict[str, Any]:
     """Push the adapter folder or the merged model to a (private by default) Hub repo."""
     from core.credentials import credentials_for
-    from core.export import adapter_dir, full_model_dir, merged_ready, push_to_hub
+    from core.export import adapter_dir, full_model_dir, merged_ready, model_card, push_to_hub
 
     model = _model(store, model_id)
     if full_model_dir(model) and what in ("adapter", "merged"):
@@ -55,7 +55,8 @@ def push(store: Any, model_id: str, repo_id: str, *, what: str = "adapter", priv
         raise InputError(f"Push 'adapter' or 'merged', not '{what}'.")
     token = token or credentials_for("huggingface").get("token")
     result = asdict(push_to_hub(folder, repo_id, token=token, what=what, private=private,
-                                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None))
+                                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None,
+                                readme=model_card(model, merged=what != "adapter")))
     record_action(store, model.id, f"push_{what}", {k: result[k] for k in ("repo_id", "url", "commit", "private")})
     return result
 

@@ -155,3 +155,21 @@ def test_model_card_carries_lineage_and_a_valid_base_model():
     assert "- dpo" in front and "| Final training loss | 0.91 |" in card and "| BLEU | 12.5 |" in card
     local = rec.model_copy(update={"base_model": "/data/models/tiny-llama"})
     assert "base_model:" not in model_card(local, merged=False).split("---")[1]
+
+
+def test_the_hub_refuses_peft_card_with_a_local_base_so_the_console_sends_its_own(finished_home):
+    from core import serving
+    from core.export import push_to_hub
+    from core.store import open_store
+
+    store = open_store()
+    model = store.get_model(finished_home.model_id)
+    assert f"base_model: {finished_home.base}" in (Path(model.artifact_path) / "README.md").read_text()
+    with FakeHub() as hub:
+        with pytest.raises(ConsoleError, match="(?s)refused the model card.*base_model"):
+            push_to_hub(model.artifact_path, "alice/raw", token=TOKEN, endpoint=hub.url)
+        assert not hub.repos["alice/raw"]["commits"]  # refused before anything was committed
+        serving.push(store, model.id, "alice/carded", token=TOKEN, endpoint=hub.url)
+        card = hub.repos["alice/carded"]["files"]["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: peft\n") and "base_model:" not in card
+    assert f"| Final training loss | {model.metrics['final_loss']} |" in card
