@@ -248,10 +248,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "show":
         if not args.id:
             raise InputError("models show needs a model id.")
-        _emit(args, store.get_model(args.id).model_dump(mode="json"))
+        from core.registry import describe
+
+        _emit(args, store.get_model(args.id).model_dump(mode="json"), describe)
         return 0
     rows = [m.model_dump(mode="json") for m in store.list_models()]
-    _emit(args, rows, lambda rs: "\n".join(f"{r['id']}  {r['name']}  {r['artifact_path']}" for r in rs) or "no models")
+    _emit(args, rows, lambda rs: "\n".join(
+        f"{r['id']}  {r['name']}  loss {r['metrics'].get('final_loss', '—')}  {r['artifact_path']}" for r in rs)
+        or "no models")
     return 0
 
 

@@ -7,6 +7,7 @@ torch, transformers, peft and huggingface_hub are imported inside the functions 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from fnmatch import fnmatch
@@ -19,7 +20,8 @@ from core.store.records import ModelRecord
 
 # What a Hub upload leaves out: the pickled trainer arguments (a pickle is not something to publish) and the
 # checkpoints a resumed run would need but a user of the model does not.
-HUB_IGNORE = ["training_args.bin", "checkpoints/*", "checkpoint-*/*", "*.pt", "*.pth"]
+HUB_IGNORE = ["training_args.bin", "checkpoints/*", "checkpoint-*/*", "*.pt", "*.pth", "merge_info.json"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def adapter_dir(model: ModelRecord) -> Path:
@@ -39,6 +41,23 @@ def adapter_dir(model: ModelRecord) -> Path:
         raise ConsoleError(f"The adapter folder {folder} is missing or has no adapter_config.json.",
                            hint="A remote job's artifact must be retrieved before it can be used here.")
     return folder
+
+
+def full_model_dir(model: ModelRecord) -> Path | None:
+    """The artifact folder when the job fully fine-tuned the model (a transformers folder, no adapter): there is
+    nothing to merge, and it is served, pushed and imported as it is."""
+    path = model.artifact_path
+    if not path or path.startswith("hf://"):
+        return None
+    folder = Path(path).expanduser()
+    if (folder / "adapter_config.json").is_file() or not (folder / "config.json").is_file():
+        return None
+    return folder if any(folder.glob("*.safetensors")) else None
+
+
+def artifact_dir(model: ModelRecord) -> Path:
+    """The folder of trained weights on this machine: the full model, else the adapter."""
+    return full_model_dir(model) or adapter_dir(model)
 
 
 def adapter_config(folder: Path) -> dict[str, Any]:
@@ -73,6 +92,9 @@ def merged_dir_for(model: ModelRecord) -> Path:
 
 
 def merged_ready(model: ModelRecord) -> Path | None:
+    """A folder of plain weights to serve: the merged model, or the full fine-tune that needs no merge."""
+    if full := full_model_dir(model):
+        return full
     try:
         out = merged_dir_for(model)
     except ConsoleError:
@@ -89,17 +111,25 @@ class MergeResult:
     files: list[str]
 
 
-def load_peft_model(model: ModelRecord, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
-    """Base + adapter as a PEFT model, and the adapter's tokenizer. ``device="auto"`` takes the first CUDA GPU
-    when there is one."""
+def load_causal_lm(name_or_path: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
+    """A transformers model in eval mode. ``device="auto"`` takes the first CUDA GPU when there is one."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype)).to(device)
+    lm.eval()
+    return lm
+
+
+def load_peft_model(model: ModelRecord, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """Base + adapter as a PEFT model, and the adapter's tokenizer."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
     folder = adapter_dir(model)
-    base = AutoModelForCausalLM.from_pretrained(base_model_of(model), dtype=getattr(torch, dtype)).to(device)
+    base = load_causal_lm(base_model_of(model), dtype=dtype, device=device)
     peft_model = PeftModel.from_pretrained(base, str(folder))
     peft_model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -128,8 +158,31 @@ def merge_adapter(model: ModelRecord, out_dir: str | Path | None = None, *, dtyp
     (out / "merge_info.json").write_text(json.dumps({
         "model_id": model.id, "base_model": base, "adapter": str(adapter_dir(model)), "dtype": dtype,
     }, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(model, merged=True), encoding="utf-8")
     return MergeResult(path=str(out), base_model=base, adapter=str(adapter_dir(model)),
                        seconds=round(time.monotonic() - t0, 2), files=sorted(p.name for p in out.iterdir()))
+
+
+def model_card(model: ModelRecord, *, merged: bool) -> str:
+    """README.md for the Hub: the metadata the Hub indexes (its ``base_model`` links the model to its base's
+    page, so people find it) and the lineage the registry holds. A base that is a local folder is left out of the
+    metadata, since the Hub rejects a ``base_model`` that is not one of its repos."""
+    base = model.base_model or ""
+    meta, metrics = model.metadata or {}, model.metrics or {}
+    method = (meta.get("training_method") or "sft").lower()
+    header = ["---", "library_name: transformers" if merged else "library_name: peft"]
+    if HUB_ID.match(base) and not Path(base).expanduser().exists():
+        header.append(f"base_model: {base}")
+    r = (model.adapters.get("lora") or {}).get("r")
+    kind = "lora" if not merged else "merged-lora" if r else "full-fine-tune"
+    header += ["tags:", "- finetune-console", f"- {method}", f"- {kind}", "---"]
+    rows = [("Base model", base or "—"), ("Method", method.upper()),
+            ("Dataset", f"{model.dataset_size or '—'} rows, sha256 {(model.dataset_hash or '—')[:16]}"),
+            ("Final training loss", metrics.get("final_loss", "—")),
+            *((k.upper().replace("_", "-"), metrics[k]) for k in ("bleu", "rouge_l") if metrics.get(k) is not None),
+            ("LoRA", "none, a full fine-tune" if not r else f"r {r}, merged into the base" if merged else f"r {r}")]
+    table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return "\n".join(header) + f"\n\n# {model.name}\n\nFine-tuned with FineTune Console.\n\n{table}\n"
 
 
 # -- Hugging Face Hub --------------------------------------------------------------------------------------------
@@ -145,11 +198,15 @@ class PushResult:
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None, what: str = "adapter",
-                private: bool = True, endpoint: str | None = None,
-                commit_message: str | None = None) -> PushResult:
+                private: bool = True, endpoint: str | None = None, commit_message: str | None = None,
+                readme: str | None = None) -> PushResult:
     """Create the repo (private unless asked otherwise; an existing one is reused) and upload the folder in one
-    commit through ``HfApi.create_repo`` + ``HfApi.upload_folder``."""
-    from huggingface_hub import HfApi
+    commit through ``HfApi.create_repo`` + ``HfApi.create_commit``.
+
+    ``readme`` replaces the folder's README.md: the card PEFT and TRL write names a local base as ``base_model``,
+    which the Hub refuses, failing the whole upload.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     src = Path(folder)
@@ -158,17 +215,23 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None, what: st
     if not token:
         raise AuthError("Pushing to the Hugging Face Hub needs a token with write access.",
                         hint="Set HF_TOKEN or add it under Settings → Hugging Face.")
+    files = sorted(rel for rel in (p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+                   if not any(fnmatch(rel, pat) for pat in HUB_IGNORE))
+    ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(src / rel))
+           for rel in files if not (readme and rel == "README.md")]
+    if readme:
+        ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode("utf-8")))
+        files = sorted({*files, "README.md"})
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            folder_path=str(src), repo_id=url.repo_id, repo_type="model", ignore_patterns=HUB_IGNORE,
-            commit_message=commit_message or f"Upload fine-tuned {what} from FineTune Console",
-        )
+        info = api.create_commit(repo_id=url.repo_id, repo_type="model", operations=ops,
+                                 commit_message=commit_message or f"Upload fine-tuned {what} from FineTune Console")
     except HfHubHTTPError as exc:
         raise _hub_error(exc, repo_id) from None
-    files = sorted(rel for rel in (p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-                   if not any(fnmatch(rel, pat) for pat in HUB_IGNORE))
+    except ValueError as exc:  # the Hub refused the model card's metadata (HfApi._validate_yaml)
+        raise ConsoleError(f"The Hugging Face Hub refused the model card: {exc}",
+                           hint="Fix the metadata between the --- lines of README.md.") from None
     return PushResult(repo_id=url.repo_id, url=str(url), commit=getattr(info, "oid", None), what=what,
                       private=private, files=files)
 

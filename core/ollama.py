@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from core import http_client
 from core.errors import ConsoleError
-from core.export import adapter_dir, base_model_of, merged_ready
+from core.export import adapter_dir, artifact_dir, base_model_of, full_model_dir, merged_ready
 from core.store.records import ModelRecord
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -61,9 +61,10 @@ def host_url(host: str | None = None) -> str:
 
 
 def architecture(model: ModelRecord) -> str | None:
-    """``model_type`` from the base's config.json when the base is on this machine (no download)."""
+    """``model_type`` from the trained folder's or the base's config.json when on this machine (no download)."""
     base = base_model_of(model)
-    cfg = Path(base).expanduser() / "config.json"
+    full = full_model_dir(model)
+    cfg = (full or Path(base).expanduser()) / "config.json"
     if cfg.is_file():
         return json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
     try:
@@ -100,6 +101,9 @@ class OllamaPlan:
         if self.route == "adapter":
             lines += [f"FROM {self.base}", f"ADAPTER {self.source}"]
         elif self.route == "merged":
+            if not self.source:
+                raise ConsoleError("Merge the adapter first; Ollama imports this model as a merged safetensors "
+                                   "folder.", hint=f"python -m core export {model.id} --merge")
             lines += [f"FROM {self.source}"]
         else:
             lines += ["# Ollama cannot import this architecture from safetensors; see GGUF.md next to this file.",
@@ -115,19 +119,21 @@ class OllamaPlan:
 def plan(model: ModelRecord, *, base: str | None = None, prefer: str | None = None) -> OllamaPlan:
     """Choose the route. ``base`` names the base model in Ollama (e.g. ``llama3.2:1b``); a base that is a local
     folder can be imported by Ollama itself, a Hub id cannot (Ollama has its own names)."""
-    adapter = adapter_dir(model)
+    full = full_model_dir(model)
+    folder = artifact_dir(model)
     arch = architecture(model)
     hub_base = base_model_of(model)
     local_base = Path(hub_base).expanduser().is_dir()
-    template, params = (CHATML_TEMPLATE, {"stop": ["<|im_end|>"]}) if uses_chatml(adapter) else (None, {})
+    template, params = (CHATML_TEMPLATE, {"stop": ["<|im_end|>"]}) if uses_chatml(folder) else (None, {})
     if prefer not in (None, "adapter", "merged"):
         raise ConsoleError(f"Unknown Ollama route '{prefer}'; use adapter or merged.")
-    if arch in ADAPTER_ARCHS and prefer != "merged" and (base or local_base):
-        return OllamaPlan("adapter", arch, base or str(Path(hub_base).expanduser().absolute()), str(adapter),
+    if not full and arch in ADAPTER_ARCHS and prefer != "merged" and (base or local_base):
+        return OllamaPlan("adapter", arch, base or str(Path(hub_base).expanduser().absolute()), str(folder),
                           "Ollama imports safetensors LoRA adapters for this architecture.", template, params)
     if arch in MODEL_ARCHS:
         merged = merged_ready(model)
-        why = ("Ollama imports this architecture as a full safetensors model; the adapter is merged first."
+        why = ("This job fully fine-tuned the model; Ollama imports its safetensors folder as it is." if full else
+               "Ollama imports this architecture as a full safetensors model; the adapter is merged first."
                if arch not in ADAPTER_ARCHS else
                "The base is not in Ollama under a known name, so the merged model is imported instead.")
         return OllamaPlan("merged", arch, None, str(merged) if merged else None, why, template, params)
@@ -137,22 +143,27 @@ def plan(model: ModelRecord, *, base: str | None = None, prefer: str | None = No
 
 
 def gguf_guide(model: ModelRecord, merged: str | None) -> str:
-    adapter = adapter_dir(model)
-    base = base_model_of(model)
+    full = full_model_dir(model)
+    if full:
+        steps = (f"python llama.cpp/convert_hf_to_gguf.py {full} --outfile model.gguf --outtype f16\n")
+        modelfile = "Modelfile: `FROM ./model.gguf`."
+    else:
+        steps = (f"# A) merged model (one file, any llama.cpp architecture)\n"
+                 f"python -m core export {model.id} --merge          # writes {merged or '<job>/merged'}\n"
+                 f"python llama.cpp/convert_hf_to_gguf.py {merged or '<merged folder>'} --outfile model.gguf "
+                 f"--outtype f16\n# B) or the adapter alone, applied on a GGUF of the same base\n"
+                 f"python llama.cpp/convert_lora_to_gguf.py {adapter_dir(model)} --base {base_model_of(model)} "
+                 f"--outfile adapter.gguf\n")
+        modelfile = "Modelfile for A: `FROM ./model.gguf`. For B: `FROM <the base as GGUF>` and `ADAPTER ./adapter.gguf`."
     return f"""# GGUF route for {model.name}
 
 Ollama reads GGUF for every architecture llama.cpp supports. Convert with llama.cpp's scripts:
 
 ```bash
 git clone https://github.com/ggml-org/llama.cpp && pip install -r llama.cpp/requirements.txt
-# A) merged model (one file, any llama.cpp architecture)
-python -m core export {model.id} --merge          # writes {merged or '<job>/merged'}
-python llama.cpp/convert_hf_to_gguf.py {merged or '<merged folder>'} --outfile model.gguf --outtype f16
-# B) or the adapter alone, applied on a GGUF of the same base
-python llama.cpp/convert_lora_to_gguf.py {adapter} --base {base} --outfile adapter.gguf
-```
+{steps}```
 
-Modelfile for A: `FROM ./model.gguf`. For B: `FROM <the base as GGUF>` and `ADAPTER ./adapter.gguf`.
+{modelfile}
 Then `ollama create {ollama_name(model)} -f Modelfile` and `ollama run {ollama_name(model)}`.
 Quantize while importing with `ollama create -q q4_K_M ...` (q4_K_M and q8_0 are the recommended types).
 """

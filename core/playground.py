@@ -1,9 +1,10 @@
 """Chat with a registered model on this machine: transformers generation with tokens streamed as they are produced,
 and the base model's answer to the same prompt beside the fine-tuned one.
 
-One copy of the weights serves both sides: the base answer is generated with the LoRA adapter switched off
-(``PeftModel.disable_adapter``), so comparing costs no second model in memory. A lock keeps the two sides from
-generating at once, since switching the adapter changes the shared model.
+One copy of the weights serves both sides of a LoRA model: the base answer is generated with the adapter switched
+off (``PeftModel.disable_adapter``), so comparing costs no second model in memory. A lock keeps the two sides from
+generating at once, since switching the adapter changes the shared model. A full fine-tune changed every weight, so
+its base is a second model, loaded on the first comparison.
 """
 
 from __future__ import annotations
@@ -34,11 +35,29 @@ def build_messages(prompt: str, system: str | None = None,
 
 class LocalChat:
     def __init__(self, model: ModelRecord, *, dtype: str = "float32", device: str = "auto") -> None:
-        from core.export import load_peft_model
+        from core.export import full_model_dir, load_causal_lm, load_peft_model
 
         self.record = model
-        self.model, self.tokenizer = load_peft_model(model, dtype=dtype, device=device)
+        self._dtype = dtype
+        self.full = full_model_dir(model)
+        if self.full:
+            from transformers import AutoTokenizer
+
+            self.model = load_causal_lm(str(self.full), dtype=dtype, device=device)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.full))
+        else:
+            self.model, self.tokenizer = load_peft_model(model, dtype=dtype, device=device)
+        self._base: Any = None
         self._lock = threading.Lock()
+
+    def _base_model(self) -> Any:
+        from core.export import base_model_of, load_causal_lm
+
+        with self._lock:
+            if self._base is None:
+                device = next(self.model.parameters()).device
+                self._base = load_causal_lm(base_model_of(self.record), dtype=self._dtype, device=str(device))
+        return self._base
 
     def _inputs(self, messages: list[dict[str, str]]) -> Any:
         enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -64,16 +83,17 @@ class LocalChat:
         settings = settings or GenerationSettings()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         inputs = self._inputs(messages)
+        lm = self._base_model() if self.full and not adapter else self.model
         failure: list[BaseException] = []
 
         def run() -> None:
             import torch
 
             with self._lock:
-                switch = nullcontext() if adapter else self.model.disable_adapter()
+                switch = nullcontext() if adapter or self.full else self.model.disable_adapter()
                 try:
                     with switch, torch.inference_mode():
-                        self.model.generate(**inputs, streamer=streamer, **self._generate_kwargs(settings))
+                        lm.generate(**inputs, streamer=streamer, **self._generate_kwargs(settings))
                 except BaseException as exc:  # noqa: BLE001 - handed to the reading thread below
                     failure.append(exc)
                     streamer.end()

@@ -133,3 +133,26 @@ def build_model_record(store: Any, job: JobRecord) -> ModelRecord:
         },
         config=cfg,
     )
+
+
+def describe(model: dict[str, Any]) -> str:
+    """``models show`` for a person: lineage, scores, cost and what was done with the model."""
+    meta, metrics = model.get("metadata") or {}, model.get("metrics") or {}
+    art = meta.get("artifact") or {}
+    hours = meta.get("training_time_hours")
+    scores = ", ".join(f"{k} {metrics[k]}" for k in ("bleu", "rouge_l", "exact_match") if metrics.get(k) is not None)
+    lines = [
+        f"{model['name']}  ({model['id']})",
+        f"  base:      {model.get('base_model') or '—'}",
+        f"  job:       {model.get('source_job_id') or '—'} · {(meta.get('training_method') or '').upper() or '—'} on "
+        f"{meta.get('provider') or '—'} {meta.get('gpu_type') or ''}".rstrip(),
+        f"  dataset:   {model.get('dataset_size') or '—'} rows · sha256 {(model.get('dataset_hash') or '—')[:16]}",
+        f"  loss:      {metrics.get('final_loss', '—')}" + (f" · {scores}" if scores else ""),
+        f"  time:      {f'{hours * 60:.1f} min' if hours is not None else '—'} · cost "
+        f"{'$%.4f' % meta['total_cost_usd'] if meta.get('total_cost_usd') is not None else '—'}",
+        f"  artifact:  {model.get('artifact_path') or '—'} ({art.get('kind', 'unknown')})",
+    ]
+    for kind, info in (meta.get("actions") or {}).items():
+        detail = info.get("path") or info.get("repo_id") or info.get("shell") or info.get("chat_url") or ""
+        lines.append(f"  {kind + ':':<10} {detail}  [{info.get('at', '')}]")
+    return "\n".join(lines)

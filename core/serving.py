@@ -39,10 +39,12 @@ def push(store: Any, model_id: str, repo_id: str, *, what: str = "adapter", priv
          token: str | None = None, endpoint: str | None = None) -> dict[str, Any]:
     """Push the adapter folder or the merged model to a (private by default) Hub repo."""
     from core.credentials import credentials_for
-    from core.export import adapter_dir, merged_ready, push_to_hub
+    from core.export import adapter_dir, full_model_dir, merged_ready, model_card, push_to_hub
 
     model = _model(store, model_id)
-    if what == "merged":
+    if full_model_dir(model) and what in ("adapter", "merged"):
+        what = "model"  # a full fine-tune has no adapter: its folder is the model
+    if what in ("merged", "model"):
         folder = merged_ready(model)
         if not folder:
             raise ConsoleError("Merge the adapter before pushing the merged model.",
@@ -53,20 +55,35 @@ def push(store: Any, model_id: str, repo_id: str, *, what: str = "adapter", priv
         raise InputError(f"Push 'adapter' or 'merged', not '{what}'.")
     token = token or credentials_for("huggingface").get("token")
     result = asdict(push_to_hub(folder, repo_id, token=token, what=what, private=private,
-                                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None))
+                                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None,
+                                readme=model_card(model, merged=what != "adapter")))
     record_action(store, model.id, f"push_{what}", {k: result[k] for k in ("repo_id", "url", "commit", "private")})
     return result
 
 
-def export_ollama(store: Any, model_id: str, *, base: str | None = None, out: str | None = None,
-                  prefer: str | None = None) -> dict[str, Any]:
-    """Write a Modelfile (and the GGUF guide when Ollama cannot import the weights directly)."""
+def _ollama_plan(store: Any, model_id: str, *, base: str | None, prefer: str | None,
+                 merge_if_needed: bool) -> tuple[ModelRecord, Any]:
+    """The Ollama route; the merged route needs merged weights on disk, so the adapter is merged first when asked
+    (a Modelfile or a registration pointing at no folder would fail only later, inside Ollama)."""
     from core import ollama
-    from core.export import adapter_dir
 
     model = _model(store, model_id)
     the_plan = ollama.plan(model, base=base, prefer=prefer)
-    folder = Path(out).expanduser() if out else adapter_dir(model).parent / "ollama"
+    if the_plan.route == "merged" and not the_plan.source and merge_if_needed:
+        merge(store, model.id)
+        model = _model(store, model.id)
+        the_plan = ollama.plan(model, base=base, prefer=prefer)
+    return model, the_plan
+
+
+def export_ollama(store: Any, model_id: str, *, base: str | None = None, out: str | None = None,
+                  prefer: str | None = None, merge_if_needed: bool = True) -> dict[str, Any]:
+    """Write a Modelfile (and the GGUF guide when Ollama cannot import the weights directly)."""
+    from core import ollama
+    from core.export import artifact_dir
+
+    model, the_plan = _ollama_plan(store, model_id, base=base, prefer=prefer, merge_if_needed=merge_if_needed)
+    folder = Path(out).expanduser() if out else artifact_dir(model).parent / "ollama"
     files = ollama.write_export(model, folder, the_plan)
     info = {"route": the_plan.route, "arch": the_plan.arch, "reason": the_plan.reason, "folder": str(folder),
             "files": files, "name": ollama.ollama_name(model),
@@ -81,12 +98,7 @@ def register_ollama(store: Any, model_id: str, *, name: str | None = None, base:
     """Register the model with a running Ollama server (create_blob for each file, then create)."""
     from core import ollama
 
-    model = _model(store, model_id)
-    the_plan = ollama.plan(model, base=base, prefer=prefer)
-    if the_plan.route == "merged" and not the_plan.source and merge_if_needed:
-        merge(store, model.id)
-        model = _model(store, model.id)
-        the_plan = ollama.plan(model, base=base, prefer=prefer)
+    model, the_plan = _ollama_plan(store, model_id, base=base, prefer=prefer, merge_if_needed=merge_if_needed)
     reg = ollama.register(model, the_plan, name=name, client=ollama.OllamaClient(host), on_status=on_status)
     info = {"name": reg.name, "host": reg.host, "route": reg.route, "base": reg.base, "statuses": reg.statuses,
             "blobs": reg.blobs, "chat_url": f"{reg.host}/v1"}
@@ -118,22 +130,26 @@ def vllm_hot_load(store: Any, model_id: str, url: str, *, api_key: str | None = 
 def serving_summary(model: ModelRecord) -> dict[str, Any]:
     """What the Models screen shows before any action: rank, vLLM sizes, the Ollama route, files on disk."""
     from core import ollama, vllm
-    from core.export import adapter_dir, base_model_of, lora_rank, merged_ready
+    from core.export import adapter_dir, base_model_of, full_model_dir, lora_rank, merged_ready
 
     out: dict[str, Any] = {"base_model": model.base_model, "actions": (model.metadata or {}).get("actions") or {}}
-    try:
-        folder = adapter_dir(model)
-    except ConsoleError as exc:
-        out["unavailable"] = str(exc)
-        return out
-    r = lora_rank(model)
-    out.update(adapter=str(folder), base_model=base_model_of(model), lora_r=r, merged=str(merged_ready(model) or "")
-               or None)
-    try:
-        out["max_lora_rank"] = vllm.max_lora_rank(r)
-    except ConsoleError as exc:
-        out["max_lora_rank"] = None
-        out["vllm_note"] = str(exc)
+    if full := full_model_dir(model):
+        out.update(full=str(full), merged=str(full), base_model=base_model_of(model), max_lora_rank=None,
+                   vllm_note="A full fine-tune: vLLM serves the folder itself, no LoRA flags.")
+    else:
+        try:
+            folder = adapter_dir(model)
+        except ConsoleError as exc:
+            out["unavailable"] = str(exc)
+            return out
+        r = lora_rank(model)
+        out.update(adapter=str(folder), base_model=base_model_of(model), lora_r=r,
+                   merged=str(merged_ready(model) or "") or None)
+        try:
+            out["max_lora_rank"] = vllm.max_lora_rank(r)
+        except ConsoleError as exc:
+            out["max_lora_rank"] = None
+            out["vllm_note"] = str(exc)
     the_plan = ollama.plan(model)
     out["ollama"] = {"route": the_plan.route, "arch": the_plan.arch, "reason": the_plan.reason,
                      "name": ollama.ollama_name(model)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from core import http_client
 from core.errors import ConsoleError, ProviderError, ResourceNotFound
-from core.export import adapter_dir, base_model_of, lora_rank, merged_ready
+from core.export import adapter_dir, base_model_of, full_model_dir, lora_rank, merged_ready
 from core.store.records import ModelRecord
 
 MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -53,8 +53,9 @@ class ServeCommand:
 def serve_command(model: ModelRecord, *, merged: bool = False, port: int = DEFAULT_PORT, host: str | None = None,
                   max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                   allow_runtime_lora: bool = False) -> ServeCommand:
-    """``vllm serve`` for the base with this adapter as a LoRA module, or for the merged folder."""
-    if merged:
+    """``vllm serve`` for the base with this adapter as a LoRA module, or for the merged (or fully fine-tuned)
+    folder."""
+    if merged or full_model_dir(model):
         folder = merged_ready(model)
         if not folder:
             raise ConsoleError("There is no merged model to serve yet.", hint=f"python -m core export {model.id} --merge")
@@ -113,15 +114,29 @@ class VLLMClient:
         return resp.text.strip()
 
 
+def serves_base(card: dict, base: str) -> bool:
+    """Whether a ``/v1/models`` entry is this base: by the path it was loaded from (``root``; the ``id`` is only
+    its served name) or its served name, exactly or by the last path part (a Hub id here, a local copy there)."""
+    def last(s: str) -> str:
+        return s.rstrip("/").rsplit("/", 1)[-1]
+
+    seen = [v for v in (card.get("root"), card.get("id")) if v]
+    return base in seen or last(base) in {last(v) for v in seen}
+
+
 def hot_load(model: ModelRecord, base_url: str, *, api_key: str | None = None,
              path_on_server: str | None = None) -> dict[str, str]:
     """Load the adapter into a running vLLM. The path is read by the server, so a remote server needs the
     adapter where it can see it (``path_on_server``)."""
+    if full_model_dir(model):
+        raise ConsoleError(f"{model.name} is a full fine-tune, not a LoRA adapter; a running vLLM cannot hot-load it.",
+                           hint=f"Start vLLM on its folder: python -m core serve {model.id} --with vllm")
     client = VLLMClient(base_url, api_key)
-    served = {m.get("id") for m in client.models()}
+    bases = [m for m in client.models() if not m.get("parent")]
     base = base_model_of(model)
-    if base not in served and not any((m or "").endswith(base.rstrip("/").rsplit("/", 1)[-1]) for m in served):
-        raise ConsoleError(f"The vLLM server at {base_url} serves {', '.join(sorted(filter(None, served))) or 'nothing'},"
-                           f" not this adapter's base {base}.", hint="Start vLLM on the same base model.")
+    if not any(serves_base(m, base) for m in bases):
+        names = ", ".join(sorted(str(m.get("root") or m.get("id")) for m in bases)) or "nothing"
+        raise ConsoleError(f"The vLLM server at {base_url} serves {names}, not this adapter's base {base}.",
+                           hint="Start vLLM on the same base model.")
     message = client.load_lora(lora_name(model), path_on_server or str(adapter_dir(model).resolve()))
     return {"lora_name": lora_name(model), "message": message, "base_url": f"{client.root}/v1"}

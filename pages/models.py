@@ -79,6 +79,10 @@ def _detail(m) -> None:
 def _merge_tab(m, summary: dict) -> None:
     from core import serving
 
+    if summary.get("full"):
+        st.info(f"This job fully fine-tuned the model: there is no adapter to merge, and `{summary['full']}` is "
+                "served, pushed and imported as it is.")
+        return
     st.caption("Folds the LoRA update into the base weights and saves a plain transformers model (safetensors): "
                "what Ollama, llama.cpp and most servers load without PEFT.")
     if summary.get("merged"):
@@ -102,8 +106,8 @@ def _hub_tab(m, summary: dict) -> None:
     c1, c2 = st.columns([3, 2])
     repo = c1.text_input("Repository", value=m.name, key="models_hub_repo",
                          help="user/name or org/name; a bare name goes under your own account")
-    what = c2.radio("Push", ["adapter", "merged"], horizontal=True, key="models_hub_what",
-                    help="the merged model needs a merge first")
+    what = c2.radio("Push", ["model"] if summary.get("full") else ["adapter", "merged"], horizontal=True,
+                    key="models_hub_what", help="the merged model needs a merge first")
     private = st.checkbox("Private repository", value=True, key="models_hub_private")
     token = st.text_input("Token with write access", type="password", key="models_hub_token",
                           placeholder=f"using {mask(have)}" if have else "hf_...")
@@ -150,12 +154,16 @@ def _vllm_tab(m, summary: dict) -> None:
                if summary.get("max_lora_rank") else summary.get("vllm_note", ""))
     c1, c2, c3 = st.columns(3)
     port = c1.number_input("Port", value=8000, min_value=1, max_value=65535, key="models_vllm_port")
-    merged = c2.checkbox("Serve the merged model", key="models_vllm_merged", disabled=not summary.get("merged"))
-    runtime = c3.checkbox("Allow hot-loading more adapters", key="models_vllm_runtime")
+    merged = c2.checkbox("Serve the merged model", key="models_vllm_merged",
+                         disabled=not summary.get("merged") or bool(summary.get("full")))
+    runtime = c3.checkbox("Allow hot-loading more adapters", key="models_vllm_runtime",
+                          disabled=bool(summary.get("full")))
     with guard("building the vLLM command"):
         cmd = vllm.serve_command(m, merged=merged, port=int(port), allow_runtime_lora=runtime)
         st.code(cmd.shell, language="bash")
         st.caption(f"Then chat at `{cmd.base_url}` with model `{cmd.served_name}`.")
+    if summary.get("full"):
+        return
     st.markdown("**Hot-load into a running vLLM** (started with `--enable-lora` and "
                 "`VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`)")
     c1, c2 = st.columns(2)

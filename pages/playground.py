@@ -62,6 +62,13 @@ with st.expander("Settings"):
     system = st.text_area("System message", value=training_system_prompt(store(), model) or "",
                           key=f"playground_system_{model.id}", help="Defaults to the one the training data used.")
 
+unavailable = None
+if source == "local":
+    from core.serving import serving_summary
+
+    if unavailable := serving_summary(model).get("unavailable"):
+        st.warning(f"{unavailable} Chat with it through a vLLM or Ollama server that has it instead.")
+
 history_key = f"playground_history_{model.id}_{source}"
 history: list[dict] = st.session_state.setdefault(history_key, [])
 
@@ -100,7 +107,7 @@ for turn in history:
             st.caption(label)
             st.markdown(turn.get(side) or "—")
 
-prompt = st.chat_input("Ask the model", key="playground_prompt")
+prompt = st.chat_input("Ask the model", key="playground_prompt", disabled=bool(unavailable))
 if prompt:
     with st.chat_message("user"):
         st.markdown(prompt)

@@ -142,3 +142,28 @@ def finished_home(finished_demo, monkeypatch):
     reset_store_cache()
     yield finished_demo
     reset_store_cache()
+
+
+@pytest.fixture()
+def full_model(finished_home, tmp_path, monkeypatch):
+    """A registered full fine-tune (no adapter) in a fresh store of its own. A merged model is exactly what a full
+    fine-tune leaves behind, a transformers folder of safetensors whose weights differ from the base, so it is made
+    by merging the session's trained adapter."""
+    from core.export import merge_adapter
+    from core.store import open_store, reset_store_cache
+    from core.store.records import ModelRecord
+
+    lora = open_store().get_model(finished_home.model_id)
+    folder = tmp_path / "full-ft" / "final"
+    merge_adapter(lora, folder)
+    (folder / "merge_info.json").unlink()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("CONSOLE_HOME", str(home))
+    reset_store_cache()
+    rec = ModelRecord(id="model_full", name="tiny-llama-full", source="training_job", base_model=finished_home.base,
+                      artifact_path=str(folder), metrics={"final_loss": 1.5}, config={"lora": {"enabled": False}},
+                      metadata={"training_method": "sft"})
+    open_store().add_model(rec)
+    yield rec
+    reset_store_cache()

@@ -93,3 +93,39 @@ def test_a_failing_service_is_a_message_not_a_trace(finished_home):
     _button(at, "models_vllm_load").click().run()
     assert not at.exception
     assert "Cannot reach vLLM" in at.error[0].value
+
+
+@pytest.mark.training
+def test_merge_button_then_push_the_merged_model(finished_home, monkeypatch, tmp_path):
+    import core.export
+
+    monkeypatch.setattr(core.export, "merged_dir_for", lambda m: tmp_path / "merged")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert _button(at, "models_merge").label == "Merge adapter into base"
+    _button(at, "models_merge").click().run()
+    assert not at.exception
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+    assert f"Merged model: `{tmp_path / 'merged'}`" in _texts(at)
+    assert _button(at, "models_merge").label == "Merge again"
+    assert not at.checkbox(key="models_vllm_merged").disabled  # the merged model can now be served
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        at.text_input(key="models_hub_repo").set_value("alice/merged-from-page")
+        at.text_input(key="models_hub_token").set_value(TOKEN)
+        at.radio(key="models_hub_what").set_value("merged")
+        _button(at, "models_hub_push").click().run()
+        files = hub.repos["alice/merged-from-page"]["files"]
+    assert "model.safetensors" in files and "adapter_model.safetensors" not in files
+    assert "Pushed the merged" in _texts(at)
+
+
+@pytest.mark.training
+def test_a_full_fine_tune_offers_what_applies_to_it(full_model):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and not at.warning
+    text = _texts(at)
+    assert "no adapter to merge" in text and not [b for b in at.button if b.key == "models_merge"]
+    assert f"vllm serve {full_model.artifact_path} --served-model-name" in text and "--enable-lora" not in text
+    assert "Route: **merged** (llama)" in text
+    assert at.radio(key="models_hub_what").options == ["model"]
+    assert not [b for b in at.button if b.key == "models_vllm_load"]

@@ -55,3 +55,38 @@ def test_through_a_vllm_server(finished_home):
         asked = [r.json()["model"] for r in server.calls("POST", "/v1/chat/completions")]
     assert asked == [finished_home.base, model.name]
     assert _answers(at) == ["Tokyo is the capital.", "Tokyo is the capital."]
+
+
+def test_through_ollama_after_registering_on_the_models_screen(finished_home):
+    """Registering with Ollama records where and under which names the model lives; the playground starts there."""
+    from core import serving
+    from core.store import open_store
+
+    from tests.support.fake_ollama import FakeOllama
+
+    with FakeOllama(reply="Tokyo.") as server:
+        serving.register_ollama(open_store(), finished_home.model_id, name="tuned-ollama", host=server.url)
+        at = AppTest.from_file(PAGE, default_timeout=60).run()
+        at.radio(key="playground_source").set_value("ollama").run()
+        assert at.text_input(key="playground_url_ollama").value == server.url + "/v1"
+        assert at.text_input(key="playground_name_ollama").value == "tuned-ollama"
+        assert at.text_input(key="playground_base_ollama").value == "tuned-ollama-base"
+        at.chat_input(key="playground_prompt").set_value("Capital of Japan?").run()
+        assert not at.exception
+        asked = [r.json()["model"] for r in server.calls("POST", "/v1/chat/completions")]
+    assert asked == ["tuned-ollama-base", "tuned-ollama"]
+    assert _answers(at) == ["Tokyo.", "Tokyo."]
+
+
+def test_weights_not_on_this_machine_say_so_instead_of_failing(console_home):
+    from core.store import open_store
+    from core.store.records import ModelRecord
+
+    open_store().add_model(ModelRecord(id="model_hub", name="on-the-hub", base_model="meta-llama/Llama-3.2-1B",
+                                       artifact_path="hf://alice/adapter"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert "on the Hugging Face Hub" in at.warning[0].value and "vLLM or Ollama server" in at.warning[0].value
+    assert at.chat_input(key="playground_prompt").proto.disabled
+    at.radio(key="playground_source").set_value("vllm").run()
+    assert not at.warning and not at.chat_input(key="playground_prompt").proto.disabled

@@ -121,3 +121,55 @@ def test_push_needs_a_valid_token(finished_home, tmp_path, monkeypatch):
     with FakeHub() as hub:
         with pytest.raises(AuthError, match="refused"):
             serving.push(store, finished_home.model_id, "x", token="hf_wrong", endpoint=hub.url)
+
+
+def test_push_merged_needs_a_merge_then_sends_the_merged_weights(finished_home, tmp_path, monkeypatch):
+    import core.export
+    from core import serving
+    from core.store import open_store
+
+    monkeypatch.setattr(core.export, "merged_dir_for", lambda m: tmp_path / "merged")
+    store = open_store()
+    with FakeHub() as hub:
+        with pytest.raises(ConsoleError, match="Merge the adapter before"):
+            serving.push(store, finished_home.model_id, "tiny-merged", what="merged", token=TOKEN, endpoint=hub.url)
+        serving.merge(store, finished_home.model_id)
+        out = serving.push(store, finished_home.model_id, "tiny-merged", what="merged", token=TOKEN,
+                           endpoint=hub.url)
+        files = hub.repos["alice/tiny-merged"]["files"]
+    assert files["model.safetensors"] == (tmp_path / "merged" / "model.safetensors").read_bytes()
+    assert "adapter_config.json" not in files and out["what"] == "merged"
+    assert b"Fine-tuned with FineTune Console" in files["README.md"] and "merge_info.json" not in files
+    assert store.get_model(finished_home.model_id).metadata["actions"]["push_merged"]["repo_id"] == "alice/tiny-merged"
+
+
+def test_model_card_carries_lineage_and_a_valid_base_model():
+    from core.export import model_card
+
+    rec = ModelRecord(id="m1", name="llama-ft", base_model="meta-llama/Llama-3.2-1B", dataset_size=120,
+                      dataset_hash="ab" * 32, metrics={"final_loss": 0.91, "bleu": 12.5},
+                      adapters={"lora": {"r": 16}}, metadata={"training_method": "dpo"})
+    card = model_card(rec, merged=True)
+    front = card.split("---")[1]
+    assert "library_name: transformers" in front and "base_model: meta-llama/Llama-3.2-1B" in front
+    assert "- dpo" in front and "| Final training loss | 0.91 |" in card and "| BLEU | 12.5 |" in card
+    local = rec.model_copy(update={"base_model": "/data/models/tiny-llama"})
+    assert "base_model:" not in model_card(local, merged=False).split("---")[1]
+
+
+def test_the_hub_refuses_peft_card_with_a_local_base_so_the_console_sends_its_own(finished_home):
+    from core import serving
+    from core.export import push_to_hub
+    from core.store import open_store
+
+    store = open_store()
+    model = store.get_model(finished_home.model_id)
+    assert f"base_model: {finished_home.base}" in (Path(model.artifact_path) / "README.md").read_text()
+    with FakeHub() as hub:
+        with pytest.raises(ConsoleError, match="(?s)refused the model card.*base_model"):
+            push_to_hub(model.artifact_path, "alice/raw", token=TOKEN, endpoint=hub.url)
+        assert not hub.repos["alice/raw"]["commits"]  # refused before anything was committed
+        serving.push(store, model.id, "alice/carded", token=TOKEN, endpoint=hub.url)
+        card = hub.repos["alice/carded"]["files"]["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: peft\n") and "base_model:" not in card
+    assert f"| Final training loss | {model.metrics['final_loss']} |" in card

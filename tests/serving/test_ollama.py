@@ -125,3 +125,18 @@ def test_register_errors(finished_home, monkeypatch):
     monkeypatch.setattr(ollama, "architecture", lambda m: "gpt2")
     with pytest.raises(ConsoleError, match="convert to GGUF"):
         ollama.register(model, ollama.plan(model), client=ollama.OllamaClient("127.0.0.1:9"))
+
+
+def test_export_for_a_merged_route_merges_first(finished_home, tmp_path, monkeypatch):
+    import core.export
+    from core import serving
+    from core.store import open_store
+
+    monkeypatch.setattr(core.export, "merged_dir_for", lambda m: tmp_path / "merged")
+    monkeypatch.setattr(ollama, "architecture", lambda m: "qwen2")
+    store = open_store()
+    with pytest.raises(ConsoleError, match="Merge the adapter first"):
+        serving.export_ollama(store, finished_home.model_id, out=str(tmp_path / "o1"), merge_if_needed=False)
+    info = serving.export_ollama(store, finished_home.model_id, out=str(tmp_path / "o2"))
+    assert info["route"] == "merged" and (tmp_path / "merged" / "model.safetensors").is_file()
+    assert f"\nFROM {tmp_path / 'merged'}\n" in Path(info["files"]["Modelfile"]).read_text()

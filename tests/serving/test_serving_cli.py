@@ -78,3 +78,37 @@ def test_chat_locally_with_compare(finished_home, capsys):
     data = json.loads(out)
     assert code == 0 and data["system"] == "You are a concise assistant."
     assert data["base"] and data["fine_tuned"] and data["base"] != data["fine_tuned"]
+
+
+def test_export_merge_then_serve_the_merged_model(finished_home, capsys, monkeypatch, tmp_path):
+    import core.export
+
+    # The session's finished job is shared: merge into this test's folder, not next to the shared adapter.
+    monkeypatch.setattr(core.export, "merged_dir_for", lambda m: tmp_path / "merged")
+    model_id = finished_home.model_id
+    code, out, _ = run(capsys, "export", model_id, "--merge", "--json")
+    merged = json.loads(out)["merge"]
+    assert code == 0 and merged["path"] == str(tmp_path / "merged")
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(merged["files"])
+    code, _, err = run(capsys, "export", model_id, "--merge")
+    assert code == 1 and "already holds a merged model" in err
+    code, out, _ = run(capsys, "serve", model_id, "--with", "vllm", "--merged", "--json")
+    argv = json.loads(out)["argv"]
+    assert code == 0 and argv[:3] == ["vllm", "serve", str(tmp_path / "merged")] and "--enable-lora" not in argv
+    code, out, _ = run(capsys, "models", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["id"] for r in rows] == [model_id]
+    assert rows[0]["metadata"]["actions"]["merge"]["path"] == str(tmp_path / "merged")
+    code, out, _ = run(capsys, "models")
+    assert out.split()[:2] == [model_id, rows[0]["name"]]
+
+
+def test_models_show_for_a_person(finished_home, capsys):
+    from core.store import open_store
+
+    model = open_store().get_model(finished_home.model_id)
+    code, out, _ = run(capsys, "models", "show", model.name)  # by name as well as by id
+    assert code == 0 and out.startswith(f"{model.name}  ({model.id})")
+    assert f"base:      {finished_home.base}" in out and model.dataset_hash[:16] in out
+    assert f"loss:      {model.metrics['final_loss']} · bleu {model.metrics['bleu']}" in out
+    assert f"{model.artifact_path} (local)" in out

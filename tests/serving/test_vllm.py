@@ -79,3 +79,16 @@ def test_hot_load_errors(finished_home):
     with FakeVLLM(finished_home.base) as server:
         with pytest.raises(ConsoleError, match="No adapter found"):
             vllm.hot_load(model, server.url, path_on_server="/nowhere")
+
+
+def test_base_is_recognised_by_its_path_not_its_served_name(finished_home):
+    model = _model()
+    with FakeVLLM(finished_home.base, served_name="tiny") as server:
+        vllm.hot_load(model, server.url)
+        assert server.loras == {model.name: model.artifact_path}
+    # The old suffix test took any model whose name merely ended like the base for that base.
+    with FakeVLLM("/models/not-tiny-llama") as server:
+        with pytest.raises(ConsoleError, match="not this adapter's base"):
+            vllm.hot_load(model, server.url)
+    assert vllm.serves_base({"id": "llama", "root": "/srv/Llama-3.2-1B"}, "meta-llama/Llama-3.2-1B")
+    assert not vllm.serves_base({"id": "Llama-3.2-1B-Instruct"}, "meta-llama/Llama-3.2-1B")

@@ -5,7 +5,9 @@ Wire format read from huggingface_hub 2.4:
 - ``hf_api.py HfApi.create_repo``: ``POST /api/repos/create`` with ``{"name", "organization", "visibility"?,
   "type"?}``; the answer's ``url`` becomes the ``RepoUrl``; 409 means it exists (accepted with ``exist_ok``).
 - ``hf_api.py HfApi._validate_yaml``: ``POST /api/validate-yaml`` with ``{"content", "repoType"}`` when a
-  README.md is committed; ``{"errors": [], "warnings": []}``.
+  README.md is committed; ``{"errors": [], "warnings": []}``, or 400 with ``{"errors": [{"message"}]}`` for
+  metadata the Hub refuses. Here that is a ``base_model`` that is not a repo id, such as the local path PEFT and
+  TRL write into an adapter's card (the Hub's message form as quoted in huggingface/autotrain-advanced#648).
 - ``_commit_api.py _fetch_upload_modes``: ``POST /api/{type}s/{repo}/preupload/{revision}`` with ``{"files":
   [{"path", "sample", "size"}]}``; answers ``{"files": [{"path", "uploadMode", "shouldIgnore", "oid"?}]}``.
 - ``_commit_api.py _send_commit`` / ``_prepare_commit_payload``: ``POST /api/{type}s/{repo}/commit/{revision}``
@@ -35,11 +37,21 @@ class FakeHub(LoopbackServer):
         self.token = token
         self.repos: dict[str, dict] = {}
         self.route("POST", r"/api/repos/create", self._create)
-        self.route("POST", r"/api/validate-yaml", lambda r: self._authed(r) or Response(200, {"errors": [], "warnings": []}))
+        self.route("POST", r"/api/validate-yaml", lambda r: self._authed(r) or self._validate_yaml(r))
         self.route("POST", r"/api/(?P<type>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)",
                    self._preupload)
         self.route("POST", r"/api/(?P<type>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)",
                    self._commit)
+
+    def _validate_yaml(self, req: Request) -> Response:
+        import re
+
+        content = req.json()["content"]
+        front = content.split("---")[1] if content.startswith("---") else ""
+        errors = [{"message": f'"base_model" with value "{v}" is not valid. Use a model id from https://hf.co/models.'}
+                  for v in re.findall(r"^base_model:\s*(\S+)\s*$", front, re.M)
+                  if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", v)]
+        return Response(400 if errors else 200, {"errors": errors, "warnings": []})
 
     def _authed(self, req: Request) -> Response | None:
         if req.headers.get("authorization") != f"Bearer {self.token}":

@@ -1,8 +1,10 @@
 """A loopback stand-in for a vLLM OpenAI-compatible server, following vLLM's docs/features/lora.md and its
 ``vllm/entrypoints/openai`` routes:
 
-- ``GET /v1/models`` -> ``{"object": "list", "data": [{"id", "object": "model", "root", "parent"}]}``; LoRA modules
-  are listed with their base as ``parent``.
+- ``GET /v1/models`` -> ``{"object": "list", "data": [{"id", "object": "model", "root", "parent"}]}``
+  (``vllm/entrypoints/openai/serving_models.py show_available_models``): a base is listed under its served name
+  (``--served-model-name``, else the path) with the path it was loaded from as ``root``; LoRA modules with their
+  base's served name as ``parent``.
 - ``POST /v1/load_lora_adapter`` ``{"lora_name", "lora_path"}`` -> 200 ``Success: LoRA adapter '<name>' added
   successfully.``; 400 error JSON when the name is already loaded or the path holds no adapter; the route is absent
   (404) unless the server runs with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (``runtime_lora`` here).
@@ -26,9 +28,10 @@ def _error(status: int, message: str, kind: str = "BadRequestError") -> Response
 
 class FakeVLLM(LoopbackServer):
     def __init__(self, base_model: str, *, runtime_lora: bool = True, api_key: str | None = None,
-                 reply: str = "The capital of France is Paris.") -> None:
+                 reply: str = "The capital of France is Paris.", served_name: str | None = None) -> None:
         super().__init__()
         self.base_model = base_model
+        self.served_name = served_name or base_model
         self.api_key = api_key
         self.reply = reply
         self.loras: dict[str, str] = {}
@@ -46,8 +49,8 @@ class FakeVLLM(LoopbackServer):
         return wrapped
 
     def _models(self, req: Request) -> Response:
-        data = [{"id": self.base_model, "object": "model", "owned_by": "vllm", "root": self.base_model, "parent": None}]
-        data += [{"id": n, "object": "model", "owned_by": "vllm", "root": p, "parent": self.base_model}
+        data = [{"id": self.served_name, "object": "model", "owned_by": "vllm", "root": self.base_model, "parent": None}]
+        data += [{"id": n, "object": "model", "owned_by": "vllm", "root": p, "parent": self.served_name}
                  for n, p in self.loras.items()]
         return Response(200, {"object": "list", "data": data})
 
@@ -72,7 +75,7 @@ class FakeVLLM(LoopbackServer):
 
     def _chat(self, req: Request) -> Response:
         body = req.json()
-        if body["model"] not in {self.base_model, *self.loras}:
+        if body["model"] not in {self.served_name, *self.loras}:
             return _error(404, f"The model `{body['model']}` does not exist.", "NotFoundError")
         return Response(200, chunks=sse(chat_chunks(body["model"], self.reply)),
                         headers={"Content-Type": "text/event-stream"})
