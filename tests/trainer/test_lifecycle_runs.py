@@ -175,14 +175,17 @@ def test_budget_guard_stops_with_a_checkpoint(svc, store, make_config):
 def test_bad_dataset_row_fails_the_job_with_a_readable_reason(svc, store, make_config, tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
                           {"role": "assistant", "content": f"Answer {i}."}]} for i in range(20)]
-    rows[6]["messages"][0]["content"] = ["not", "a", "string"]
+    for r in rows[1:]:  # one usable row would train; none must fail the job before any model loads
+        r["messages"][0]["content"] = ["not", "a", "string"]
+    rows[0]["messages"][1]["role"] = "robot"
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = make_config("sft", data={"train_path": str(data), "eval_split": 0})
     job = svc.deploy(cfg)
     final = svc.wait(job.id, timeout_s=600, interval_s=0.5)
     assert final.status == "failed"
-    assert final.reason == "Line 7 of the dataset cannot be trained on: 'messages[0].content' must be a string, not list."
+    assert final.reason.startswith("No row of the dataset can be trained on; line 1: ")
+    assert "robot" in final.reason
     (err,) = store.get_errors(job.id)
     assert err.error_type == "bad_dataset" and "Dataset page" in err.hint and "Traceback" in err.traceback
     assert exit_status(job.id) == 1
