@@ -70,7 +70,8 @@ def test_store_locked_mid_run_loses_and_duplicates_nothing(svc, store, make_conf
 
         def spooled_while_down() -> bool:
             kinds = [e["kind"] for e in read_spool(spool, after=acked)]
-            return kinds.count("metrics") >= 3 and "predictions" in kinds
+            # ... and the flusher has met the lock (the rows alone can be spooled before it even tries).
+            return kinds.count("metrics") >= 3 and "predictions" in kinds and "store is unreachable" in train_log(job.id)
 
         wait_for("metric and prediction rows spooled while the store is locked", spooled_while_down)
     finally:
@@ -84,7 +85,9 @@ def test_store_locked_mid_run_loses_and_duplicates_nothing(svc, store, make_conf
     preds = store.get_predictions(job.id)
     assert sorted({p["step"] for p in preds}) == [0, 4, 8, 12, 16]
     assert len(preds) == 5 * 2 == len({(p["step"], p["sample_id"]) for p in preds})
-    summary = reporting_summary(train_log(job.id))
+    log = train_log(job.id)
+    assert "database is locked" in log and "the store is back" in log
+    summary = reporting_summary(log)
     assert summary["sink_errors"] > 0 and summary["refused"] == 0
     assert final.current_step == 16 and final.progress == 1.0
 
@@ -188,6 +191,7 @@ def test_bad_dataset_row_fails_the_job_with_a_readable_reason(svc, store, make_c
     assert "robot" in final.reason
     (err,) = store.get_errors(job.id)
     assert err.error_type == "bad_dataset" and "Dataset page" in err.hint and "Traceback" in err.traceback
+    assert "trainer/run.py" not in err.traceback, "the rows are judged before torch and the model load"
     assert exit_status(job.id) == 1
 
 
