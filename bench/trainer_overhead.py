@@ -2,6 +2,7 @@
 
     python bench/trainer_overhead.py                  # 60 steps per run, 5 alternating rounds
     python bench/trainer_overhead.py --steps 100 --rounds 7
+    OMP_NUM_THREADS=1 python bench/trainer_overhead.py --steps 20 --rounds 4   # on a shared, busy machine
 
 Both sides are the same SFTTrainer (tiny demo Llama, LoRA, same data, same arguments), built once each:
 
@@ -14,7 +15,8 @@ Each round trains both, in alternating order, so both see the same machine load;
 per-round ratios of wall time per step (``trainer.train()`` from start to end and, on the console side, until its
 rows are in SQLite; model loading excluded). Target: <= 1.03. On a shared machine, the ratio of the process's CPU
 time per step (every thread: torch's, the reporter's, the sampler's) is printed too: other processes' load barely
-moves it. Then the predictions callback's cost per call (8 held-out prompts, 24 new tokens, greedy), which the
+moves it (on a busy machine pin torch to one thread: its spinning OpenMP threads otherwise collapse and the
+wall times say more about the neighbours than about the console). Then the predictions callback's cost per call (8 held-out prompts, 24 new tokens, greedy), which the
 monitor shows and leaves out of throughput.
 """
 
@@ -78,6 +80,10 @@ class Side:
         else:
             self.reporter = NullReporter()
             self.trainer = build_trainer(spec, self.reporter, self.run, with_console_callbacks=False).trainer
+        from transformers.trainer_callback import PrinterCallback
+
+        # Both sides would print every step's log dict to stdout: noise here, and a cost that hides the console's.
+        self.trainer.remove_callback(PrinterCallback)
         self._monitor_cls = SystemMonitor
         self.per_step: list[float] = []
         self.cpu_per_step: list[float] = []

@@ -102,6 +102,7 @@ def test_killed_mid_run_then_resumed_continues_the_step_count(svc, store, make_c
     assert failed.status == "failed" and "without an exit status" in failed.reason
     ckpt = latest_checkpoint(out)
     resumed_from = checkpoint_step(ckpt)
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth"} <= {p.name for p in Path(ckpt).iterdir()}
     assert resumed_from < 16
 
     job = svc.resume(job.id)
@@ -117,6 +118,9 @@ def test_killed_mid_run_then_resumed_continues_the_step_count(svc, store, make_c
     assert second_run.count("{'loss'") == 16 - resumed_from
     history = read_log_history(out)
     assert [e["step"] for e in history if "loss" in e] == list(range(1, 17))
+    # The cosine schedule (no warmup) continued from the checkpoint instead of starting over at its peak.
+    lrs = [e["learning_rate"] for e in history if "loss" in e]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
     assert_rows_match_log(store, job.id, history)
 
     from peft import PeftModel
