@@ -2,6 +2,7 @@
 
     python bench/trainer_overhead.py                  # 60 steps per run, 5 alternating rounds
     python bench/trainer_overhead.py --steps 100 --rounds 7
+    OMP_NUM_THREADS=1 python bench/trainer_overhead.py --steps 20 --rounds 4   # on a shared, busy machine
 
 Both sides are the same SFTTrainer (tiny demo Llama, LoRA, same data, same arguments), built once each:
 
@@ -14,7 +15,8 @@ Each round trains both, in alternating order, so both see the same machine load;
 per-round ratios of wall time per step (``trainer.train()`` from start to end and, on the console side, until its
 rows are in SQLite; model loading excluded). Target: <= 1.03. On a shared machine, the ratio of the process's CPU
 time per step (every thread: torch's, the reporter's, the sampler's) is printed too: other processes' load barely
-moves it. Then the predictions callback's cost per call (8 held-out prompts, 24 new tokens, greedy), which the
+moves it (on a busy machine pin torch to one thread: its spinning OpenMP threads otherwise collapse and the
+wall times say more about the neighbours than about the console). Then the predictions callback's cost per call (8 held-out prompts, 24 new tokens, greedy), which the
 monitor shows and leaves out of throughput.
 """
 
@@ -78,12 +80,32 @@ class Side:
         else:
             self.reporter = NullReporter()
             self.trainer = build_trainer(spec, self.reporter, self.run, with_console_callbacks=False).trainer
+        from transformers.trainer_callback import PrinterCallback
+
+        # Both sides would print every step's log dict to stdout: noise here, and a cost that hides the console's.
+        self.trainer.remove_callback(PrinterCallback)
         self._monitor_cls = SystemMonitor
         self.per_step: list[float] = []
         self.cpu_per_step: list[float] = []
+        self.events_per_step: list[float] = []
+        self._event_s = 0.0
+        # Time inside the Trainer's callback events on the training thread: what the callbacks themselves cost a
+        # step, a figure that the neighbours' load barely moves (the wall-time ratio above it is noisier).
+        handler = self.trainer.callback_handler
+        call_event = handler.call_event
+
+        def timed(event, *args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return call_event(event, *args, **kwargs)
+            finally:
+                self._event_s += time.perf_counter() - t
+
+        handler.call_event = timed
 
     def train_once(self) -> float:
         monitor = self._monitor_cls(self.reporter, self.run, 1.0).start() if self.console else None
+        self._event_s = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
         self.trainer.train()
         if self.console:
@@ -94,6 +116,7 @@ class Side:
             monitor.stop()
         self.per_step.append(dt)
         self.cpu_per_step.append(cpu)
+        self.events_per_step.append(self._event_s / steps)
         return dt
 
 
@@ -143,7 +166,7 @@ def main() -> int:
         ours = Side("console", make_spec(demo, tmp, "console", args.steps, db), console=True)
         plain.train_once(), ours.train_once()  # warm-up: allocator, kernels, caches; not counted
         for side in (plain, ours):
-            side.per_step.clear(), side.cpu_per_step.clear()
+            side.per_step.clear(), side.cpu_per_step.clear(), side.events_per_step.clear()
         ratios, cpu_ratios = [], []
         for r in range(args.rounds):
             first, second = (plain, ours) if r % 2 == 0 else (ours, plain)
@@ -170,6 +193,10 @@ def main() -> int:
     print(f"  CPU time of the process per step (all threads; insensitive to other processes' load): ratio "
           f"{statistics.median(cpu_ratios):.3f} (plain {statistics.median(plain.cpu_per_step) * 1e3:.2f} ms, console "
           f"{statistics.median(ours.cpu_per_step) * 1e3:.2f} ms)")
+    ev_ours, ev_plain = statistics.median(ours.events_per_step), statistics.median(plain.events_per_step)
+    print(f"  callbacks on the training thread: {(ev_ours - ev_plain) * 1e3:.3f} ms/step more than plain TRL's "
+          f"({(ev_ours - ev_plain) / statistics.median(plain.per_step) * 100:.2f}% of its step; console "
+          f"{ev_ours * 1e3:.3f} ms, plain {ev_plain * 1e3:.3f} ms)")
     print(f"  the console side wrote {rows} metric rows to SQLite")
     print(f"predictions callback: {pred_s:.3f} s per call ({n_prompts} prompts, {new_tokens} new tokens, greedy) = "
           f"{pred_s / n_prompts * 1e3:.1f} ms per prompt; recorded per row and left out of throughput")

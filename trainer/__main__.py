@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from core.jobspec import JobSpec
-    from trainer.callbacks import RunState
-    from trainer.run import world
+    from trainer.state import RunState, world
 
     spec = JobSpec.read(args.config)
     run = RunState(is_main=world()[0] == 0, cost_per_hour=spec.cost_per_hour)
@@ -54,9 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_job(spec, *, resume: bool = False, run=None, extra_callbacks: list | None = None) -> int:
     """Report ``running``, train, and end the job with its final status; returns the process exit status."""
-    from trainer.callbacks import RunState
     from trainer.failures import classify
-    from trainer.run import world
+    from trainer.state import RunState, world
 
     rank, _ = world()
     run = run or RunState(is_main=rank == 0, cost_per_hour=spec.cost_per_hour)
@@ -64,9 +62,14 @@ def run_job(spec, *, resume: bool = False, run=None, extra_callbacks: list | Non
     reporter = make_reporter(spec, run.is_main)
     reporter.status("running", reason=None)
     try:
+        from trainer.data import prepare
+
+        # Pure Python, before torch loads: a dataset nothing can be trained from fails in a second, not after
+        # the seconds-to-minutes of importing torch, transformers and TRL.
+        data = prepare(spec.config, spec.dataset_path)
         from trainer.run import train  # torch, transformers and TRL load here, inside the error handling
 
-        result = train(spec, reporter, resume=resume, run=run, extra_callbacks=extra_callbacks)
+        result = train(spec, reporter, resume=resume, run=run, extra_callbacks=extra_callbacks, data=data)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a readable job state
         info = classify(exc)
         tb = traceback.format_exc()

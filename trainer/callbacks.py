@@ -11,35 +11,13 @@ import collections
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from transformers import TrainerCallback
 
 from trainer import scoring
-
-
-@dataclass
-class RunState:
-    """Shared between the callbacks, the signal handler and the run loop."""
-
-    is_main: bool = True
-    stop_reason: str | None = None  # None | "cancelled" | "budget_stopped"
-    stop_detail: str | None = None
-    sigterm: bool = False
-    started_monotonic: float = field(default_factory=time.monotonic)
-    prior_cost_usd: float = 0.0
-    cost_per_hour: float = 0.0
-    last_loss: float | None = None
-    total_steps: int | None = None
-    current_step: int = 0
-    prediction_seconds: float = 0.0
-    prediction_calls: int = 0
-
-    def cost_now(self) -> float:
-        return self.prior_cost_usd + (time.monotonic() - self.started_monotonic) / 3600.0 * self.cost_per_hour
-
+from trainer.state import RunState
 
 _CONTROL_GROUP: Any = None
 

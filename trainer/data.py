@@ -65,7 +65,15 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
         allowed = ", ".join(METHOD_FORMATS[method])
         raise DatasetError(f"{method.upper()} cannot learn from '{fmt}' rows; it takes {allowed}.",
                            hint="Pick another method or upload a matching dataset.")
-    usable = [(n, r) for n, r in lines if detect_row_format(r) == fmt and not row_problems(r, fmt)]  # as validated
+    usable, first_problem = usable_rows(lines, fmt)
+    if not usable:
+        n, problem = first_problem or (lines[0][0], f"the row is not '{fmt}'")
+        raise DatasetError(f"No row of the dataset can be trained on; line {n}: {problem}",
+                           hint="Validate the file on the Dataset page and fix the lines it names.")
+    if first_problem:
+        # The validator counted these as invalid rows; training goes on without them, as the Dataset page says.
+        print(f"[trainer] skipped {len(lines) - len(usable)} rows the validator flags (first: line {first_problem[0]}:"
+              f" {first_problem[1]})", flush=True)
     skipped += len(lines) - len(usable)
     rng = random.Random(cfg.data.seed)
     rng.shuffle(usable)
@@ -87,6 +95,19 @@ def prepare(cfg: TrainingConfig, path: str | Path) -> PreparedData:
         if len(samples) >= cfg.predictions.sample_count:
             break
     return PreparedData(fmt=fmt, train=train, eval=evals, samples=samples, skipped=skipped)
+
+
+def usable_rows(lines: list[tuple[int, dict[str, Any]]], fmt: str
+                ) -> tuple[list[tuple[int, dict[str, Any]]], tuple[int, str] | None]:
+    """The rows the validator passes as rows of a ``fmt`` file, and the first flagged one (line, message)."""
+    usable, first = [], None
+    for n, row in lines:
+        problems = row_problems(row, fmt)
+        if not problems and detect_row_format(row) == fmt:
+            usable.append((n, row))
+        elif first is None:
+            first = (n, problems[0][2] if problems else f"the row is not '{fmt}'")
+    return usable, first
 
 
 def converted(rows: list[tuple[int, dict[str, Any]]], fmt: str, method: str) -> list[dict[str, Any]]:

@@ -241,6 +241,7 @@ class Reporter:
         self._seq = self._acked
         self._stop = False
         self._failures = 0
+        self._down = False  # an outage is logged once when it starts and once when it ends
         self._entry_failures = 0  # consecutive non-outage failures of a single-entry batch
         self._cancel = False
         self._last_cancel_poll = 0.0
@@ -387,6 +388,10 @@ class Reporter:
             self.sink.write(batch)
         except SinkUnavailable as exc:
             self._note_failure(exc)
+            if not self._down:
+                self._down = True
+                print(f"[trainer] the store is unreachable ({self.last_sink_error}); training goes on and rows wait "
+                      f"in {self.spool_path.name}", file=sys.stderr, flush=True)
             if stopping and self._failures > 3:
                 return True  # closing while the sink is down: entries stay in the spool for a later replay
             self._sleep_backoff()
@@ -406,6 +411,9 @@ class Reporter:
         self._failures = 0
         self._entry_failures = 0
         self._ack(batch)
+        if self._down:
+            self._down = False
+            print(f"[trainer] the store is back; {len(batch)} spooled entries delivered", file=sys.stderr, flush=True)
         return False
 
     def _ack(self, batch: list[dict[str, Any]]) -> None:

@@ -23,6 +23,7 @@ from trainer.callbacks import (
     SystemMonitor,
 )
 from trainer.data import PreparedData, prepare
+from trainer.state import world
 
 # The end-of-turn marker of the ChatML fallback: generated answers are cut there (it is plain text to a base
 # model's tokenizer, so skip_special_tokens does not remove it).
@@ -50,10 +51,6 @@ class Built:
     data: PreparedData
     tokenizer: Any
     chat_template_source: str
-
-
-def world() -> tuple[int, int]:
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def trl_args(cfg: TrainingConfig, spec: JobSpec, data: PreparedData, world_size: int) -> Any:
@@ -163,13 +160,13 @@ def console_callbacks(spec: JobSpec, reporter: Any, run: RunState, tokenizer: An
 
 
 def build_trainer(spec: JobSpec, reporter: Any, run: RunState, *, extra_callbacks: list | None = None,
-                  with_console_callbacks: bool = True) -> Built:
+                  with_console_callbacks: bool = True, data: PreparedData | None = None) -> Built:
     """Everything up to ``trainer.train()``; the overhead benchmark builds a plain-TRL twin with no callbacks."""
     from datasets import Dataset
 
     cfg = spec.config
     _, world_size = world()
-    data = prepare(cfg, spec.dataset_path)  # before any model loads: a bad row fails in a second, not minutes
+    data = data or prepare(cfg, spec.dataset_path)  # before any model loads: a bad row fails in a second
     conversational = any(isinstance(v, list) for row in data.train[:1] for v in row.values())
     tokenizer, template_source = modeling.load_tokenizer(cfg, needs_chat_template=conversational)
     model = modeling.load_model(cfg, distributed=world_size > 1)
@@ -189,7 +186,7 @@ def build_trainer(spec: JobSpec, reporter: Any, run: RunState, *, extra_callback
 
 
 def train(spec: JobSpec, reporter: Any, *, resume: bool = False, run: RunState | None = None,
-          extra_callbacks: list | None = None) -> RunResult:
+          extra_callbacks: list | None = None, data: PreparedData | None = None) -> RunResult:
     cfg = spec.config
     rank, world_size = world()
     run = run or RunState(is_main=rank == 0, cost_per_hour=spec.cost_per_hour)
@@ -206,7 +203,7 @@ def train(spec: JobSpec, reporter: Any, *, resume: bool = False, run: RunState |
         ckpt = checkpoints.latest_checkpoint(spec.output_dir)
         print(f"[trainer] resuming from {ckpt}" if ckpt else "[trainer] no checkpoint to resume from; starting "
               "from step 0", flush=True)
-    built = build_trainer(spec, reporter, run, extra_callbacks=extra_callbacks)
+    built = build_trainer(spec, reporter, run, extra_callbacks=extra_callbacks, data=data)
     trainer = built.trainer
     if run.is_main:
         print(f"[trainer] rank {rank} of {world_size} reports; chat template: {built.chat_template_source}",

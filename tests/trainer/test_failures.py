@@ -65,8 +65,11 @@ def test_gated_model():
 
 
 def test_missing_model_from_transformers(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
     from transformers import AutoTokenizer
+
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: the constant itself, or each download retries for ~45 s.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
     c = classify(raised(lambda: AutoTokenizer.from_pretrained(str(tmp_path / "no-such-model"))))
     assert c.error_type == "model_not_found" and "model.name" in c.hint
@@ -96,7 +99,7 @@ def test_missing_chat_template_from_transformers(demo_assets):
     assert classify(exc).error_type == "chat_template"
 
 
-def test_bad_dataset_row_names_its_line(tmp_path, demo_assets):
+def test_rows_the_validator_flags_are_skipped_and_a_file_of_only_those_fails_naming_a_line(tmp_path, capsys):
     from core.config import TrainingConfig
     from trainer.data import prepare
 
@@ -107,9 +110,19 @@ def test_bad_dataset_row_names_its_line(tmp_path, demo_assets):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     cfg = TrainingConfig.model_validate({"name": "t", "model": {"name": "m"},
                                          "data": {"train_path": str(path), "eval_split": 0}})
+    data = prepare(cfg, path)
+    assert len(data.train) == 5 and data.skipped == 1
+    assert "a3" not in json.dumps(data.train) and "a4" in json.dumps(data.train)
+    assert "skipped 1 rows the validator flags (first: line 4: messages[1].content must be a string" \
+        in capsys.readouterr().out
+
+    for r in rows:
+        r["messages"][1]["content"] = 42
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     c = classify(raised(lambda: prepare(cfg, path)))
     assert c.error_type == "bad_dataset"
-    assert c.message == "Line 4 of the dataset cannot be trained on: 'messages[1].content' must be a string, not int."
+    assert c.message == ("No row of the dataset can be trained on; line 1: messages[1].content must be a string "
+                         "(the message text), not a number.")
     assert "Dataset page" in c.hint
 
 

@@ -70,7 +70,8 @@ def test_store_locked_mid_run_loses_and_duplicates_nothing(svc, store, make_conf
 
         def spooled_while_down() -> bool:
             kinds = [e["kind"] for e in read_spool(spool, after=acked)]
-            return kinds.count("metrics") >= 3 and "predictions" in kinds
+            # ... and the flusher has met the lock (the rows alone can be spooled before it even tries).
+            return kinds.count("metrics") >= 3 and "predictions" in kinds and "store is unreachable" in train_log(job.id)
 
         wait_for("metric and prediction rows spooled while the store is locked", spooled_while_down)
     finally:
@@ -84,7 +85,9 @@ def test_store_locked_mid_run_loses_and_duplicates_nothing(svc, store, make_conf
     preds = store.get_predictions(job.id)
     assert sorted({p["step"] for p in preds}) == [0, 4, 8, 12, 16]
     assert len(preds) == 5 * 2 == len({(p["step"], p["sample_id"]) for p in preds})
-    summary = reporting_summary(train_log(job.id))
+    log = train_log(job.id)
+    assert "database is locked" in log and "the store is back" in log
+    summary = reporting_summary(log)
     assert summary["sink_errors"] > 0 and summary["refused"] == 0
     assert final.current_step == 16 and final.progress == 1.0
 
@@ -99,6 +102,7 @@ def test_killed_mid_run_then_resumed_continues_the_step_count(svc, store, make_c
     assert failed.status == "failed" and "without an exit status" in failed.reason
     ckpt = latest_checkpoint(out)
     resumed_from = checkpoint_step(ckpt)
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth"} <= {p.name for p in Path(ckpt).iterdir()}
     assert resumed_from < 16
 
     job = svc.resume(job.id)
@@ -114,6 +118,9 @@ def test_killed_mid_run_then_resumed_continues_the_step_count(svc, store, make_c
     assert second_run.count("{'loss'") == 16 - resumed_from
     history = read_log_history(out)
     assert [e["step"] for e in history if "loss" in e] == list(range(1, 17))
+    # The cosine schedule (no warmup) continued from the checkpoint instead of starting over at its peak.
+    lrs = [e["learning_rate"] for e in history if "loss" in e]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
     assert_rows_match_log(store, job.id, history)
 
     from peft import PeftModel
@@ -175,16 +182,20 @@ def test_budget_guard_stops_with_a_checkpoint(svc, store, make_config):
 def test_bad_dataset_row_fails_the_job_with_a_readable_reason(svc, store, make_config, tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
                           {"role": "assistant", "content": f"Answer {i}."}]} for i in range(20)]
-    rows[6]["messages"][0]["content"] = ["not", "a", "string"]
+    for r in rows[1:]:  # one usable row would train; none must fail the job before any model loads
+        r["messages"][0]["content"] = ["not", "a", "string"]
+    rows[0]["messages"][1]["role"] = "robot"
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = make_config("sft", data={"train_path": str(data), "eval_split": 0})
     job = svc.deploy(cfg)
     final = svc.wait(job.id, timeout_s=600, interval_s=0.5)
     assert final.status == "failed"
-    assert final.reason == "Line 7 of the dataset cannot be trained on: 'messages[0].content' must be a string, not list."
+    assert final.reason.startswith("No row of the dataset can be trained on; line 1: ")
+    assert "robot" in final.reason
     (err,) = store.get_errors(job.id)
     assert err.error_type == "bad_dataset" and "Dataset page" in err.hint and "Traceback" in err.traceback
+    assert "trainer/run.py" not in err.traceback, "the rows are judged before torch and the model load"
     assert exit_status(job.id) == 1
 
 

@@ -138,3 +138,27 @@ def test_rows_logged_close_together_travel_in_one_transaction(store, job, tmp_pa
     rep.close()
     assert writes == [40]
     assert store.get_job("job_report").current_step == 20
+
+
+def test_rows_written_while_the_database_file_is_gone_arrive_once_it_is_back(store, job, tmp_path):
+    """The file moved away (a volume unmounted, a user tidying up): writes must wait, not vanish into the open
+    handle of a file that is no longer at its path."""
+    import os
+
+    rep = reporter_for(store, tmp_path)
+    rep.metrics([{"step": 1, "loss": 2.0}])
+    assert rep.flush(30)
+    names = [str(store.path) + suffix for suffix in ("", "-wal", "-shm") if os.path.exists(str(store.path) + suffix)]
+    for name in names:
+        os.rename(name, name + ".away")
+    try:
+        for step in range(2, 7):
+            rep.metrics([{"step": step, "loss": 2.0 - step / 10}])
+        wait_for("a write refused while the file is gone", lambda: rep.sink_errors > 0, timeout=30)
+        assert "is gone" in rep.last_sink_error and rep.pending == 5
+    finally:
+        for name in names:
+            os.rename(name + ".away", name)
+    assert rep.finish("completing", timeout=30)
+    assert [r["step"] for r in store.get_metrics("job_report")] == list(range(1, 7))
+    assert store.get_job("job_report").status == "completing"
