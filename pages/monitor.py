@@ -283,6 +283,21 @@ def finished_model_links(job) -> None:
         st.switch_page("pages/playground.py")
 
 
+def resume_control(job) -> None:
+    """A stopped job continues from its latest checkpoint (JobService.resume says why when it cannot)."""
+    if job.status not in (L.FAILED, L.CANCELLED, L.BUDGET_STOPPED):
+        return
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    budget = None
+    if job.status == L.BUDGET_STOPPED:
+        budget = row.number_input("New budget (USD)", min_value=0.0, step=1.0, key="monitor_resume_budget",
+                                  value=float(max(job.budget_limit_usd or 0.0, (job.total_cost_usd or 0.0) * 2)))
+    if row.button("Resume from the last checkpoint", icon=":material/play_arrow:", key="monitor_resume"):
+        service().resume(job.id, budget_usd=budget)
+        st.toast("Resumed: the job is queued and continues from its checkpoint.")
+        st.rerun()
+
+
 # -- stop and cancel --------------------------------------------------------------------------------------------
 
 ACTIONS = {
@@ -320,4 +335,5 @@ with guard("stopping the job"):
                         st.rerun()
     else:
         finished_model_links(job)
+        resume_control(job)
     st.page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")

@@ -152,7 +152,7 @@ def test_monitor_of_a_failed_cpu_job_shows_the_error_and_its_hint(seeded, tmp_pa
     assert "The GPU ran out of memory: CUDA out of memory." in errors
     assert any("cuda_oom" in e and "tried to allocate 2 GiB" in e for e in errors)
     assert any("Lower training.batch_size" in m.value for m in at.markdown)
-    assert not at.button  # no stop buttons on a finished job
+    assert not {"monitor_stop", "monitor_cancel"} & {b.key for b in at.button}  # no stop buttons on a finished job
     at = app("pages/monitor.py", monitor_job=jobs["cpu"].id)
     figs = charts(at)
     assert "chart_gpu_memory" not in figs
@@ -253,3 +253,22 @@ def test_a_finished_job_opens_its_model_on_models_and_playground(seeded):
     at = app("pages/monitor.py", monitor_job=unregistered.id)
     assert not any(b.key in ("monitor_to_models", "monitor_to_playground") for b in at.button)
     assert any("being registered" in c.value for c in at.caption)
+
+
+def test_a_stopped_job_resumes_from_its_checkpoint_or_says_why_not(seeded):
+    import json as _json
+
+    from core.paths import artifacts_dir
+
+    s, jobs = seeded
+    job = jobs["failed"]
+    at = app("pages/monitor.py", monitor_job=job.id)
+    at.button(key="monitor_resume").click().run()
+    assert any("saved no checkpoint" in e.value for e in at.error)  # said on the page, not raised
+    assert s.get_job(job.id).status == "failed"
+
+    ckpt = artifacts_dir() / job.id / "checkpoints" / "checkpoint-30"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(_json.dumps({"global_step": 30}))
+    at.button(key="monitor_resume").click().run()
+    assert s.get_job(job.id).status in ("queued", "provisioning", "running")
