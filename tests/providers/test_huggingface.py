@@ -218,3 +218,21 @@ def test_space_mode_builds_a_docker_space_and_pauses_it_when_training_ends(servi
     fake.spaces.pop(space_id)
     assert provider.status(ref).state == "terminated"
     provider.cancel(ref)  # vanished: fine
+
+
+def test_cli_deploy_on_hugging_face_prints_the_deployment_response(demo_home, fake, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from core.cli import main
+    from core.providers.base import provider_class
+
+    assert provider_class("huggingface").capabilities["multi_node"]  # listed with its reasons on the Deploy page
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", fake.url)  # what HF_ENDPOINT sets at import
+    monkeypatch.setenv("HF_TOKEN", fake.token)
+    monkeypatch.setenv("CONSOLE_SECRETS_FILE", "/nonexistent")
+    rc = main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "huggingface", "--gpu", "A10G",
+               "--param", "mode=jobs", "--budget", "3", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "provisioning" and out["provider_ref"] in fake.jobs
+    assert out["cost"]["cost_per_hour"] == pytest.approx(1.0, rel=1e-3)
+    assert fake.jobs[out["provider_ref"]]["timeoutSeconds"] == pytest.approx(3 * 3600, abs=2)

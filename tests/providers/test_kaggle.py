@@ -187,3 +187,22 @@ def test_kernel_log_chunks_are_joined():
     assert join_kernel_log(json.dumps([{"stream_name": "stdout", "data": "@@FT"}, {"data": "C {}\nx"}])) == \
         "@@FTC {}\nx"
     assert join_kernel_log("plain text") == "plain text"
+
+
+def test_cli_deploy_on_kaggle_prints_the_deployment_response(demo_home, fake, monkeypatch, capsys):
+    from functools import partialmethod
+
+    from core.cli import main
+
+    monkeypatch.setattr(KaggleProvider, "__init__", partialmethod(KaggleProvider.__init__, endpoint=fake.url))
+    monkeypatch.setenv("KAGGLE_USERNAME", fake.username)
+    monkeypatch.setenv("KAGGLE_KEY", fake.key)
+    monkeypatch.setenv("CONSOLE_SECRETS_FILE", "/nonexistent")
+    rc = main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "kaggle", "--gpu", "T4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "provisioning" and out["provider_ref"].startswith("alice/ftc-")
+    assert out["cost"]["cost_per_hour"] == 0.0 and out["provider_ref"] in fake.kernels
+    monkeypatch.setenv("KAGGLE_KEY", "wrong")
+    rc = main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "kaggle", "--gpu", "T4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and "Kaggle refused the credentials" in out["reason"]
