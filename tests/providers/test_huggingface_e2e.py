@@ -17,8 +17,7 @@ from core.jobs import JobService, ServiceSettings
 from core.providers.http_channel import resource_name
 from core.providers.huggingface import HuggingFaceProvider
 from tests.fakes.hf_api import FakeHub
-from tests.fakes.machine import wait_for
-from tests.providers.test_runpod_e2e import small_demo
+from tests.providers.test_runpod_e2e import poll_to_end, small_demo
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]
 
@@ -42,16 +41,8 @@ def test_a_hugging_face_job_trains_reports_through_its_log_and_completes(demo_ho
     job = svc.launch(job.id)
     assert job.status == L.PROVISIONING, job.reason
     ref = job.provider_ref
-    seen_running_with_metrics = []
-
-    def done():
-        j = svc.poll(job.id)
-        if j.status == L.RUNNING and svc.store.count_metrics(job.id):
-            seen_running_with_metrics.append(j.current_step)
-        return j.is_terminal and j
-
     try:
-        job = wait_for(done, 420, 0.5, "the remote job to end")
+        job, seen_running_with_metrics = poll_to_end(svc, job.id)
     finally:
         machine = hub.machines.get(ref)
         log = machine.output() if machine else ""
