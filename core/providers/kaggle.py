@@ -186,6 +186,8 @@ class KaggleProvider(LogChannelProvider, Provider):
         shape = req.gpu_type if req.gpu_type in SHAPES else params.machine_shape
         if req.gpu_count > SHAPES.get(shape, ("", 0, 2))[2]:
             raise LaunchError(f"A Kaggle {shape} notebook has at most {SHAPES[shape][2]} GPUs.")
+        # req.env (HF_TOKEN) is not shipped: a kernel's source is readable on Kaggle and the API has no secret
+        # channel (Kaggle Secrets are attached in the notebook UI), so the model stays in the kernel's output.
         user = self.username
         slug = kaggle_slug(req.job_id)
         dataset_ref = f"{user}/{slug}"

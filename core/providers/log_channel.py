@@ -14,6 +14,9 @@ same line (a timestamp or a stderr fragment before the prefix), carriage returns
 read mid-write), which is neither counted nor applied until it is complete. Heartbeats (no seq, latest wins) are
 not counted; the newest one after the cursor is applied first, so a final status later in the batch wins over its
 older progress figures, as in the http channel.
+
+``prepare_log_payload`` is the launch side: the bootstrap for the stdout channel, with the job's files staged
+wherever the provider's machine can fetch them (Hub repo URLs, a mounted Kaggle dataset, SkyPilot file mounts).
 """
 
 from __future__ import annotations
