@@ -394,7 +394,8 @@ def _kaggle_error(exc: Any, what: str) -> ProviderError:
         message = str(exc) or response.reason or f"HTTP {response.status_code}"
     if response.status_code in (401, 403):
         return AuthError(f"Kaggle refused the credentials ({message}).",
-                         hint="Check KAGGLE_USERNAME and KAGGLE_KEY (kaggle.json from https://www.kaggle.com/settings).")
+                         hint="Check KAGGLE_USERNAME and KAGGLE_KEY (kaggle.json from "
+                              "https://www.kaggle.com/settings).")
     err = map_http_error("Kaggle", response.status_code, message)
     if isinstance(err, ProviderError) and not err.retryable and any(w in message.lower() for w in _QUOTA_WORDS):
         return QuotaError(f"Kaggle: {message}.", hint="Kaggle's weekly GPU quota or a storage limit is used up.")
