@@ -48,13 +48,15 @@ def small_demo(demo_home, steps: int, **training):
     return cfg
 
 
-def poll_to_end(svc, job_id, timeout=420):
-    """Poll like the console does until the job ends; also the steps seen while rows were arriving live."""
+def poll_to_end(svc, job_id, timeout=420, live=None):
+    """Poll like the console does until the job ends; also the steps seen while rows were arriving live
+    (``live(job)`` says whether the machine is still at work; by default, the job is still running)."""
     seen_running_with_metrics = []
+    live = live or (lambda j: j.status == L.RUNNING)
 
     def done():
         j = svc.poll(job_id)
-        if j.status == L.RUNNING and svc.store.count_metrics(job_id):
+        if live(j) and svc.store.count_metrics(job_id):
             seen_running_with_metrics.append(j.current_step)
         return j.is_terminal and j
 
