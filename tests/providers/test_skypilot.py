@@ -1,0 +1,223 @@
+"""SkyPilot provider: the real driver script run as a subprocess against a fake ``sky`` package
+(tests/fakes/sky_pkg, whose signatures test_skypilot_real.py checks against the installed SkyPilot)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core import lifecycle as L
+from core.errors import AuthError, LaunchError, NoCapacityError, ProviderError
+from core.jobs import JobService, ServiceSettings
+from core.providers.base import provider_names
+from core.providers.http_channel import job_for_ref, load_remote, resource_name
+from core.providers.skypilot import SkyParams, SkyPilotProvider, accelerators_for
+
+FAKE_PKG = Path(__file__).resolve().parents[1] / "fakes" / "sky_pkg"
+
+
+class FakeSky:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.write({"enabled_clouds": ["AWS", "RunPod"], "clusters": {}, "requests": {}})
+
+    def read(self) -> dict:
+        return json.loads(self.path.read_text())
+
+    def write(self, state: dict) -> None:
+        self.path.write_text(json.dumps(state))
+
+    def update(self, fn) -> None:
+        state = self.read()
+        fn(state)
+        self.write(state)
+
+    def set_cluster(self, name: str, **fields) -> None:
+        self.update(lambda s: s["clusters"].setdefault(name, {"launched_at": int(time.time()), "jobs": []})
+                    .update(fields))
+
+
+@pytest.fixture()
+def fake(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTC_SKY_PYTHON", sys.executable)
+    monkeypatch.setenv("PYTHONPATH", str(FAKE_PKG))
+    monkeypatch.setenv("FTC_FAKE_SKY_STATE", str(tmp_path / "sky_state.json"))
+    return FakeSky(tmp_path / "sky_state.json")
+
+
+@pytest.fixture()
+def provider(fake):
+    p = SkyPilotProvider(timeout_s=60)
+    p.launch_wait_s = 1.0
+    return p
+
+
+@pytest.fixture()
+def service(demo_home, provider):
+    from core.store import open_store
+
+    return JobService(open_store(), provider_factory=lambda name: provider,
+                      settings=ServiceSettings(provisioning_timeout_s=3600))
+
+
+def launch(service, demo_home, **kw):
+    from core.config import load_config_file
+
+    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
+    job = service.create(cfg, provider="skypilot", gpu_type=kw.pop("gpu_type", "A100"),
+                         gpu_count=kw.pop("gpu_count", 1), budget_usd=kw.pop("budget_usd", 5.0),
+                         params=kw.pop("params", {}), **kw)
+    return service.launch(job.id)
+
+
+def test_registered_with_params_and_multi_node():
+    assert "skypilot" in provider_names()
+    assert SkyPilotProvider.capabilities["multi_node"] is None and SkyPilotProvider.report_channel == "stdout"
+    p = SkyParams(cloud="AWS", accelerators="H100:8", num_nodes=2, use_spot=True, disk_size=512)
+    assert p.cloud == "aws" and accelerators_for(p, None, 1) == ("H100:8", 8)
+    assert accelerators_for(SkyParams(), "A100 80GB", 4) == ("A100-80GB:4", 4)
+    for bad in ({"accelerators": "A100:8; rm -rf /"}, {"cloud": "aws gcp"}, {"num_nodes": 0}, {"extra": 1}):
+        with pytest.raises(ValueError):
+            SkyParams(**bad)
+    with pytest.raises(LaunchError, match="Choose a GPU"):
+        accelerators_for(SkyParams(), None, 1)
+
+
+def test_credentials_need_an_enabled_cloud(provider, fake):
+    assert provider.validate_credentials()["clouds"] == ["AWS", "RunPod"]
+    fake.update(lambda s: s.update(enabled_clouds=[]))
+    with pytest.raises(AuthError, match="no cloud enabled"):
+        provider.validate_credentials()
+
+
+def test_missing_sky_venv_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("FTC_SKY_PYTHON", str(tmp_path / "nope" / "python"))
+    with pytest.raises(ProviderError, match="make sky"):
+        SkyPilotProvider().validate_credentials()
+
+
+def test_launch_writes_a_multi_node_task_and_runs_it(service, demo_home, fake, monkeypatch):
+    monkeypatch.setattr(service, "_credentials", lambda name: {"token": "hf_secret_value"}
+                        if name == "huggingface" else {})
+    job = launch(service, demo_home, gpu_count=2,
+                 params={"num_nodes": 2, "use_spot": True, "cloud": "aws", "disk_size": 300})
+    assert job.status == L.PROVISIONING and job.provider_ref == resource_name(job.id)
+    call = fake.read()["launched"][-1]
+    assert call["cluster"] == job.provider_ref and call["down"] is True and call["idle"] == 2
+    assert call["secrets"] == {"HF_TOKEN": "hf_secret_value"}  # through the driver's env, not the file
+    task_path = Path(demo_home) / "jobs" / job.id / "sky" / "task.yaml"
+    text = task_path.read_text()
+    assert "hf_secret_value" not in text
+    task = yaml.safe_load(text)
+    assert task["resources"] == {"accelerators": "A100:2", "use_spot": True, "disk_size": 300, "cloud": "aws"}
+    assert task["num_nodes"] == 2 and task["secrets"] == {"HF_TOKEN": None}
+    assert set(task["file_mounts"]) == {f"~/ftc/payload/{n}" for n in
+                                        ("bundle.tar.gz", "dataset.jsonl", "model.tar.gz", "bootstrap.sh")}
+    assert all(Path(p).is_file() for p in task["file_mounts"].values())
+    assert "requirements.txt" in task["setup"]
+    assert 'FTC_NODE_RANK="${SKYPILOT_NODE_RANK:-0}"' in task["run"] and "SKYPILOT_NODE_IPS" in task["run"]
+    script = Path(task["file_mounts"]["~/ftc/payload/bootstrap.sh"]).read_text()
+    assert "torch.distributed.run --nnodes 2 --nproc_per_node 2" in script and "FTC_CHANNEL=stdout" in script
+    assert "ftc_place ../payload/dataset.jsonl data/dataset.jsonl" in script
+    for body in (task["setup"], task["run"], script):
+        assert subprocess.run(["bash", "-n"], input=body, text=True).returncode == 0
+    assert load_remote(job.id)["sky_job_id"] == 1 and job_for_ref("skypilot", job.provider_ref) == job.id
+
+
+def test_status_transitions_logs_rows_and_cost(service, demo_home, fake, provider):
+    job = launch(service, demo_home)
+    ref = job.provider_ref
+    fake.set_cluster(ref, status="INIT", jobs=[])
+    assert provider.status(ref).state == "provisioning"
+    fake.set_cluster(ref, status="UP", jobs=[{"job_id": 1, "status": "SETTING_UP"}])
+    assert provider.status(ref).state == "running"
+    rows = [{"kind": "metric", "seq": 1, "payload": {"step": 1, "loss": 2.5}}]
+    log = "setup...\n" + "".join(f"@@FTC {json.dumps(r)}\n" for r in rows) + "plain line\n"
+    fake.set_cluster(ref, jobs=[{"job_id": 1, "status": "RUNNING"}], log=log, total_cost=1.25, duration=1800)
+    st = provider.status(ref)
+    assert (st.state, st.raw) == ("running", {"cluster": "UP", "job": "RUNNING"})
+    assert fake.read()["refreshes"] >= 3  # sky status --refresh
+    entries = provider.pull_entries(ref, 0)
+    assert [e["kind"] for e in entries] == ["metric"] and entries[0]["payload"]["loss"] == 2.5
+    assert "plain line" in provider.logs(ref) and "@@FTC" not in provider.logs(ref)
+    assert provider.cost(ref) == 1.25
+    fake.set_cluster(ref, jobs=[{"job_id": 1, "status": "SUCCEEDED"}])
+    st = provider.status(ref)
+    assert (st.state, st.exit_code) == ("exited", 0)
+    # --down: the cluster tears itself down; the last job state and the log copy survive it.
+    fake.update(lambda s: s["clusters"].pop(ref))
+    st = provider.status(ref)
+    assert (st.state, st.exit_code) == ("exited", 0)
+    assert "plain line" in provider.logs(ref)
+    assert provider.cost(ref) is None
+
+
+def test_failed_setup_and_stopped_cluster(service, demo_home, fake, provider):
+    ref = launch(service, demo_home).provider_ref
+    fake.set_cluster(ref, jobs=[{"job_id": 1, "status": "FAILED_SETUP"}])
+    st = provider.status(ref)
+    assert st.state == "failed" and "Installing the trainer's requirements failed" in st.message
+    fake.set_cluster(ref, status="STOPPED")
+    st = provider.status(ref)
+    assert st.state == "failed" and "stopped" in st.message
+
+
+def test_slow_provisioning_is_followed_through_the_request(service, demo_home, fake, provider):
+    fake.update(lambda s: s.update(launch={"mode": "pending"}))
+    job = launch(service, demo_home)
+    assert job.status == L.PROVISIONING
+    rid = load_remote(job.id)["request_id"]
+    assert provider.status(job.provider_ref).state == "provisioning"
+    fake.update(lambda s: s["requests"][rid].update(
+        status="FAILED", error={"type": "ResourcesUnavailableError",
+                                "message": "Failed to acquire resources in all zones in us-east-1."}))
+    st = provider.status(job.provider_ref)
+    assert st.state == "failed" and "no machine for this job" in st.message and "all zones" in st.message
+
+
+def test_no_capacity_and_no_credentials_at_launch(provider, service, demo_home, fake):
+    fake.update(lambda s: s.update(launch={"error": {
+        "type": "ResourcesUnavailableError", "message": "Catalog does not contain any instances satisfying the "
+        "request:\nTask requires H200:8 on runpod."}}))
+    path, _, cluster = provider.prepare(service._launch_request(_queued(service, demo_home), provider))
+    with pytest.raises(NoCapacityError, match="no machine for this job: Task requires H200:8") as exc:
+        provider.driver("launch", str(path), "--cluster", cluster, "--wait", "5")
+    assert "another accelerator, cloud or region" in str(exc.value)
+    fake.update(lambda s: s.update(launch={"error": {"type": "NoCloudAccessError",
+                                                     "message": "No cloud access available."}}))
+    with pytest.raises(AuthError, match="sky check"):
+        provider.driver("launch", str(path), "--cluster", cluster, "--wait", "5")
+    # Through the service: the job fails with the message, no traceback.
+    fake.update(lambda s: s.update(launch={"error": {"type": "ResourcesUnavailableError", "message": "none"}}))
+    job = launch(service, demo_home)
+    assert job.status == L.FAILED and "no machine for this job" in job.reason
+
+
+def test_cancel_live_and_vanished_cluster(service, demo_home, fake, provider):
+    ref = launch(service, demo_home).provider_ref
+    provider.cancel(ref)
+    assert ref not in fake.read()["clusters"] and fake.read()["downed"] == [ref]
+    provider.cancel(ref)  # already gone: not an error
+    assert fake.read()["downed"] == [ref, ref]
+    assert provider.status(ref).state == "terminated"
+
+
+def test_list_owned_by_the_console_label(service, demo_home, fake, provider):
+    job = launch(service, demo_home)
+    fake.set_cluster("someone-elses", status="UP")
+    fake.set_cluster("ftc-00000000-job_x", status="UP")  # another console on the same account
+    assert provider.list_owned_jobs() == {job.provider_ref: job.id}
+    assert provider.list_owned() == [job.provider_ref]
+
+
+def _queued(service, demo_home):
+    from core.config import load_config_file
+
+    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
+    return service.create(cfg, provider="skypilot", gpu_type="H200", gpu_count=8, params={"cloud": "runpod"})
