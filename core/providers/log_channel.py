@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 log = logging.getLogger("finetune_console.log_channel")
 
@@ -97,3 +98,48 @@ class LogChannelProvider:
     def logs(self, ref: str, tail: int = 200) -> str:
         """The log a person reads: without the structured lines, which the console shows as charts and rows."""
         return tail_lines("\n".join(parse_log(self.log_text(ref)).other), tail)
+
+
+# -- launching a log-channel machine --------------------------------------------------------------------------------
+
+def prepare_log_payload(req: Any, *, provider: str, price_per_hour: float | None, work_dir: str,
+                        stage: Callable[[dict[str, Path]], dict[str, dict[str, Any]]], release_cmd: str | None = None,
+                        python: str = "python3", **bootstrap_kw: Any) -> Any:
+    """Bundle, files staged where the machine can fetch them, deadline and script, for a ``stdout``-channel job.
+
+    ``stage`` gets the files the machine needs (``bundle``, ``dataset`` and, for a local model, ``model``) and
+    returns the bootstrap's fetch map for them (a private Hub dataset's URLs, a Kaggle dataset's mount paths...).
+    Records ``remote.json`` like the http providers do, so ``job_for_ref`` and ``estimated_cost`` work the same.
+    """
+    import time
+
+    from core.bootstrap import build_bootstrap, build_bundle, deadline_from_budget, local_model_dir, pack_model
+    from core.errors import LaunchError
+    from core.jobspec import JobSpec
+    from core.providers.http_channel import save_remote
+    from core.providers.remote import Payload
+
+    spec = JobSpec.read(req.spec_path)
+    if spec.sink.kind != "stdout":
+        raise LaunchError(f"{provider} machines report through their log (the stdout channel), but the job asks "
+                          f"for '{spec.sink.kind}'.")
+    job_dir = Path(req.job_dir)
+    files = {"bundle": build_bundle(job_dir / "bundle.tar.gz"), "dataset": Path(spec.dataset_path)}
+    model_dir = local_model_dir(spec)
+    if model_dir:
+        files["model"] = pack_model(model_dir, job_dir / "model.tar.gz")
+    fetch = stage(files)
+    now = time.time()
+    deadline_s = deadline_from_budget(req.budget_usd, price_per_hour, req.max_hours)
+    extra = ["bitsandbytes>=0.45"] if spec.config.quantization.mode != "none" else []
+    if deadline_s:
+        bootstrap_kw.setdefault("stop_grace_s", min(120.0, max(2.0, 0.1 * deadline_s)))
+    script = build_bootstrap(
+        spec, provider=provider, fetch=fetch, gpu_count=req.gpu_count, release_cmd=release_cmd,
+        deadline_s=deadline_s, price_per_hour=price_per_hour, work_dir=work_dir, python=python,
+        extra_requirements=extra, now=now, **bootstrap_kw,
+    )
+    deadline_epoch = now + deadline_s if deadline_s else None
+    save_remote(req.job_id, provider=provider, price_per_hour=price_per_hour, deadline_epoch=deadline_epoch,
+                ref=None, launched_at=None, ended_at=None)
+    return Payload(script=script, fetch=fetch, deadline_epoch=deadline_epoch, spec=spec)

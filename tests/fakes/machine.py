@@ -47,6 +47,10 @@ class LocalMachine:
         """Run a container start command the way Docker runs ``CMD``: split into argv, no outer shell."""
         return self._start(shlex.split(command), env)
 
+    def start_argv(self, argv: list[str], env: dict[str, str] | None = None) -> "LocalMachine":
+        """Run a container command given as argv (Docker's exec form, as HF Jobs' ``command`` is)."""
+        return self._start(list(argv), env)
+
     def start_script(self, script: str, env: dict[str, str] | None = None) -> "LocalMachine":
         path = self.root / "boot.sh"
         path.write_text(script, encoding="utf-8")
