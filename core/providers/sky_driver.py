@@ -6,7 +6,7 @@ lives in a virtualenv of its own. Output is always one line ``{"ok": true, ...}`
 {"type": <SkyPilot exception class>, "message": ...}}`` (exit status 0 / 3), so the console never parses tables.
 
 API used (skypilot 0.14, ``sky/client/sdk.py``): ``launch`` / ``status`` / ``queue`` / ``down`` / ``cost_report`` /
-``enabled_clouds`` / ``api_status`` return request ids resolved with ``get``; ``tail_logs(cluster, job_id,
+``client.sdk.enabled_clouds`` / ``api_status`` return request ids resolved with ``get``; ``tail_logs(cluster, job_id,
 follow=False, tail=N, output_stream=...)``; ``Task.from_yaml_config(config, secrets_overrides=...)``
 (``sky/task.py``) parses and schema-checks the task read by ``sky.utils.yaml_utils.read_yaml``. ``launch`` is submitted to SkyPilot's API server and waited
 for only ``--wait`` seconds: fast refusals (no cloud offers the GPU, no credentials) come back from the call, a
@@ -83,6 +83,26 @@ def cmd_launch(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def cmd_dryrun(a: argparse.Namespace) -> dict[str, Any]:
+    """The launch path without the API server or a cloud call: SkyPilot's optimizer picks the machine from its
+    catalog and ``execution.launch(dryrun=True)`` (what the API server runs for ``sky launch --dryrun``) checks
+    the rest. Works offline with catalog files and the enabled clouds cached in SkyPilot's state."""
+    import sky
+    from sky import execution
+    from sky.optimizer import Optimizer
+
+    task = load_task(a.task, a.secret)
+    with sky.Dag() as dag:
+        dag.add(task)
+    Optimizer.optimize(dag, quiet=True)
+    best = task.best_resources
+    chosen = {"cloud": str(best.cloud), "region": best.region, "instance_type": best.instance_type,
+              "accelerators": best.accelerators, "use_spot": best.use_spot,
+              "cost_per_hour": best.get_cost(3600) * task.num_nodes}
+    execution.launch(task, cluster_name=a.cluster, dryrun=True, down=True, idle_minutes_to_autostop=a.idle_minutes)
+    return {"chosen": chosen, "num_nodes": task.num_nodes}
+
+
 def cmd_request(a: argparse.Namespace) -> dict[str, Any]:
     import sky
 
@@ -155,9 +175,10 @@ def cmd_cost(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_check(a: argparse.Namespace) -> dict[str, Any]:
     import sky
+    from sky.client import sdk  # enabled_clouds is not re-exported at the package top
 
     return {"version": getattr(sky, "__version__", None),
-            "enabled_clouds": [str(c) for c in sky.get(sky.enabled_clouds())]}
+            "enabled_clouds": [str(c) for c in sky.get(sdk.enabled_clouds())]}
 
 
 def cmd_offers(a: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +194,7 @@ def cmd_offers(a: argparse.Namespace) -> dict[str, Any]:
     return {"offers": out}
 
 
-COMMANDS = {"validate": cmd_validate, "launch": cmd_launch, "request": cmd_request, "status": cmd_status,
+COMMANDS = {"validate": cmd_validate, "launch": cmd_launch, "dryrun": cmd_dryrun, "request": cmd_request, "status": cmd_status,
             "logs": cmd_logs, "down": cmd_down, "cost": cmd_cost, "check": cmd_check, "offers": cmd_offers}
 
 
@@ -188,6 +209,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-minutes", type=int, default=None)
     s.add_argument("--wait", type=float, default=30.0)
     s.add_argument("--dryrun", action="store_true")
+    s = sub.add_parser("dryrun")
+    s.add_argument("task")
+    s.add_argument("--cluster", required=True)
+    s.add_argument("--secret", action="append", default=[])
+    s.add_argument("--idle-minutes", type=int, default=None)
     sub.add_parser("request").add_argument("request_id")
     s = sub.add_parser("status")
     s.add_argument("cluster", nargs="*")

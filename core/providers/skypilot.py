@@ -49,6 +49,8 @@ DRIVER = Path(__file__).with_name("sky_driver.py")
 WORK_DIR = "~/ftc"
 PAYLOAD_DIR = f"{WORK_DIR}/payload"  # where file_mounts put the job's files on every node
 SECRET_NAMES = ("HF_TOKEN",)
+FALLBACK_GPUS = {"T4": 16.0, "L4": 24.0, "A10G": 24.0, "L40S": 48.0, "A100": 40.0, "A100-80GB": 80.0,
+                 "H100": 80.0, "H200": 141.0}
 
 CLUSTER_STATUS = {"INIT": "provisioning", "UP": "running", "STOPPED": "failed"}
 JOB_STATUS = {
@@ -143,8 +145,13 @@ def accelerators_for(params: SkyParams, gpu_type: str | None, gpu_count: int) ->
 
 
 def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[str, str], gpus_per_node: int,
-               extra_requirements: list[str] | None = None, python: str = "python3") -> dict[str, Any]:
-    """The SkyPilot task (YAML schema of ``sky/utils/schemas.py``: get_task_schema) for one job."""
+               secret_names: list[str] | None = None, extra_requirements: list[str] | None = None,
+               python: str = "python3") -> dict[str, Any]:
+    """The SkyPilot task (YAML schema of ``sky/utils/schemas.py``: get_task_schema) for one job.
+
+    ``secret_names`` are listed without a value: the driver supplies each from its environment. SkyPilot refuses
+    to launch a task with a secret it has no value for, so only secrets the user gave are listed.
+    """
     resources: dict[str, Any] = {"accelerators": accelerators, "use_spot": params.use_spot,
                                  "disk_size": params.disk_size}
     if params.cloud:
@@ -171,16 +178,18 @@ def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[
         "fi",
         f"exec bash {PAYLOAD_DIR}/bootstrap.sh",
     ])
-    return {
+    task: dict[str, Any] = {
         "name": name,
         "resources": resources,
         "num_nodes": params.num_nodes,
         "file_mounts": dict(mounts),
         "envs": {"FTC_CONSOLE": "1"},
-        "secrets": {n: None for n in SECRET_NAMES},
         "setup": setup,
         "run": run,
     }
+    if secret_names:
+        task["secrets"] = {n: None for n in secret_names}
+    return task
 
 
 def dump_task(task: dict[str, Any], path: Path) -> Path:
@@ -270,7 +279,13 @@ class SkyPilotProvider(LogChannelProvider, Provider):
         try:
             rows = self.driver("offers").get("offers") or []
         except ProviderError:
-            rows = []  # no catalog (offline): the deploy page still takes a typed accelerator
+            rows = []
+        if not rows:
+            # SkyPilot's catalog is fetched from the web; without it the common GPUs are still offered, priced by
+            # SkyPilot's optimizer at launch.
+            return [GPUOffer(gpu_type=n, vram_gb=v, price_per_hour=None, provider_gpu_id=n, max_count=8,
+                             notes="SkyPilot's catalog is not reachable; the price is decided at launch.")
+                    for n, v in FALLBACK_GPUS.items()]
         best: dict[tuple[str, int], dict[str, Any]] = {}
         for r in rows:
             if not r.get("price") or not r.get("count"):
@@ -278,11 +293,17 @@ class SkyPilotProvider(LogChannelProvider, Provider):
             key = (r["name"], int(r["count"]))
             if key not in best or r["price"] < best[key]["price"]:
                 best[key] = r
+        # No region: SkyPilot picks one and fails over; the cheapest place is only named in the notes.
         out = [GPUOffer(gpu_type=n, vram_gb=float(r.get("memory_gb") or 0), price_per_hour=r["price"] / c,
-                        provider_gpu_id=f"{n}:{c}", max_count=c, cloud=r.get("cloud"), region=r.get("region"),
-                        notes=f"cheapest: {r.get('cloud')} {r.get('instance_type') or ''}".strip())
+                        provider_gpu_id=f"{n}:{c}", max_count=c, cloud=r.get("cloud"),
+                        notes=f"cheapest: {r.get('cloud')} {r.get('region') or ''} {r.get('instance_type') or ''}"
+                              .strip())
                for (n, c), r in best.items()]
         return sorted(out, key=lambda o: (o.price_per_hour or 0, o.max_count))
+
+    @staticmethod
+    def secrets(req: LaunchRequest) -> dict[str, str]:
+        return {k: v for k, v in req.env.items() if k in SECRET_NAMES and v}
 
     def prepare(self, req: LaunchRequest) -> tuple[Path, SkyParams, str]:
         """Write the job's payload files and task.yaml; returns (task path, params, cluster name)."""
@@ -316,12 +337,12 @@ class SkyPilotProvider(LogChannelProvider, Provider):
         extra = ["bitsandbytes>=0.45"] if payload.spec.config.quantization.mode != "none" else []
         cluster = resource_name(req.job_id)
         task = build_task(name=cluster, accelerators=acc, params=params, mounts=mounts, gpus_per_node=per_node,
-                          extra_requirements=extra)
+                          secret_names=sorted(self.secrets(req)), extra_requirements=extra)
         return dump_task(task, sky_dir / "task.yaml"), params, cluster
 
     def launch(self, req: LaunchRequest) -> ProviderRef:
         path, params, cluster = self.prepare(req)
-        secrets = {k: v for k, v in req.env.items() if k in SECRET_NAMES and v}
+        secrets = self.secrets(req)
         args = ["launch", str(path), "--cluster", cluster, "--idle-minutes", str(params.idle_minutes),
                 "--wait", str(self.launch_wait_s)]
         for k in secrets:

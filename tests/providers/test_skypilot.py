@@ -96,6 +96,22 @@ def test_credentials_need_an_enabled_cloud(provider, fake):
         provider.validate_credentials()
 
 
+def test_offers_from_skypilots_catalog_or_the_common_gpus(provider, fake):
+    fallback = provider.offers()  # no catalog (offline)
+    assert {"A100", "H100"} <= {o.gpu_type for o in fallback} and all(o.price_per_hour is None for o in fallback)
+    row = dict(instance_type="p4d.24xlarge", accelerator_name="A100", accelerator_count=8, cpu_count=96,
+               device_memory=40, memory=1152, spot_price=9.8, region="us-east-1")
+    fake.update(lambda s: s.update(catalog=[
+        {**row, "cloud": "AWS", "price": 32.77}, {**row, "cloud": "Lambda", "instance_type": "gpu_8x_a100",
+                                                  "price": 10.32, "region": "us-west-1"},
+        {**row, "cloud": "GCP", "accelerator_count": 1, "instance_type": "a2-highgpu-1g", "price": 3.67}]))
+    offers = {o.provider_gpu_id: o for o in provider.offers()}
+    assert set(offers) == {"A100:8", "A100:1"}
+    eight = offers["A100:8"]
+    assert (eight.cloud, eight.price_per_hour, eight.max_count, eight.vram_gb) == ("Lambda", 10.32 / 8, 8, 40.0)
+    assert eight.region is None and "us-west-1" in eight.notes
+
+
 def test_missing_sky_venv_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("FTC_SKY_PYTHON", str(tmp_path / "nope" / "python"))
     with pytest.raises(ProviderError, match="make sky"):
@@ -133,6 +149,7 @@ def test_launch_writes_a_multi_node_task_and_runs_it(service, demo_home, fake, m
 def test_status_transitions_logs_rows_and_cost(service, demo_home, fake, provider):
     job = launch(service, demo_home)
     ref = job.provider_ref
+    assert "secrets" not in fake.read()["launched"][-1]["config"]  # SkyPilot refuses a secret without a value
     fake.set_cluster(ref, status="INIT", jobs=[])
     assert provider.status(ref).state == "provisioning"
     fake.set_cluster(ref, status="UP", jobs=[{"job_id": 1, "status": "SETTING_UP"}])
