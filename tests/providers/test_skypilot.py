@@ -238,3 +238,45 @@ def _queued(service, demo_home):
 
     cfg = load_config_file(demo_home / "demo" / "sft.yaml")
     return service.create(cfg, provider="skypilot", gpu_type="H200", gpu_count=8, params={"cloud": "runpod"})
+
+
+def test_cli_deploy_on_skypilot_prints_the_deployment_response(demo_home, fake, capsys):
+    from core.cli import main
+
+    argv = ["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "skypilot", "--param", "accelerators=H100:8",
+            "--param", "num_nodes=2", "--param", "use_spot=true", "--json"]
+    rc = main(argv)
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "provisioning" and out["provider_ref"] == resource_name(out["job_id"])
+    config = fake.read()["launched"][-1]["config"]
+    assert config["resources"]["accelerators"] == "H100:8" and config["num_nodes"] == 2
+    fake.update(lambda s: s.update(launch={"error": {"type": "ResourcesUnavailableError",
+                                                     "message": "No launchable resource found for H100:8."}}))
+    main(argv)
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and "SkyPilot found no machine for this job" in out["reason"]
+
+
+def ftc(obj: dict) -> str:
+    return "@@FTC " + json.dumps(obj)
+
+
+def test_the_poller_stores_rows_from_sky_logs_and_completes(service, demo_home, fake):
+    job = launch(service, demo_home)
+    ref = job.provider_ref
+    fake.set_cluster(ref, status="UP", jobs=[{"job_id": 1, "status": "RUNNING"}], total_cost=0.8, log="\n".join([
+        "Running setup on 1 node.",
+        ftc({"seq": 1, "kind": "status", "payload": {"status": "running", "fields": {}}}),
+        ftc({"seq": 2, "kind": "metrics", "payload": {"rows": [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0}]}}),
+    ]) + "\n")
+    job = service.poll(job.id)
+    assert job.status == L.RUNNING and [m["loss"] for m in service.store.get_metrics(job.id)] == [2.5, 2.0]
+    log = fake.read()["clusters"][ref]["log"] + "\n".join([
+        ftc({"kind": "heartbeat", "payload": {"current_step": 2, "progress": 1.0}}),
+        ftc({"seq": 3, "kind": "status", "payload": {"status": "completing", "fields": {"progress": 1.0}}}),
+    ]) + "\n"
+    fake.set_cluster(ref, jobs=[{"job_id": 1, "status": "SUCCEEDED"}], log=log)
+    job = service.poll(job.id)
+    assert job.status == L.COMPLETED, job.reason
+    assert fake.read()["downed"] == [ref] and job.total_cost_usd == pytest.approx(0.8)  # released, SkyPilot's cost
+    assert "Running setup" in service.provider("skypilot").logs(ref)
