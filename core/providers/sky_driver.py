@@ -6,11 +6,13 @@ lives in a virtualenv of its own. Output is always one line ``{"ok": true, ...}`
 {"type": <SkyPilot exception class>, "message": ...}}`` (exit status 0 / 3), so the console never parses tables.
 
 API used (skypilot 0.14, ``sky/client/sdk.py``): ``launch`` / ``status`` / ``queue`` / ``down`` / ``cost_report`` /
-``client.sdk.enabled_clouds`` / ``api_status`` return request ids resolved with ``get``; ``tail_logs(cluster, job_id,
+``client.sdk.enabled_clouds`` return request ids resolved with ``get``; ``api_status``; ``tail_logs(cluster, job_id,
 follow=False, tail=N, output_stream=...)``; ``Task.from_yaml_config(config, secrets_overrides=...)``
-(``sky/task.py``) parses and schema-checks the task read by ``sky.utils.yaml_utils.read_yaml``. ``launch`` is submitted to SkyPilot's API server and waited
-for only ``--wait`` seconds: fast refusals (no cloud offers the GPU, no credentials) come back from the call, a
-slow provisioning is followed by ``status --request-id``.
+(``sky/task.py``) parses and schema-checks a task read by ``sky.utils.yaml_utils.read_yaml``;
+``catalog.list_accelerators`` for offers; ``optimizer.Optimizer.optimize`` and ``execution.launch(dryrun=True)``
+for the dry run. ``launch`` is submitted to SkyPilot's API server and waited for only ``--wait`` seconds: fast
+refusals (no cloud offers the GPU, no credentials) come back from the call, a slow provisioning is followed by
+``request <id>``.
 """
 
 from __future__ import annotations
@@ -194,8 +196,9 @@ def cmd_offers(a: argparse.Namespace) -> dict[str, Any]:
     return {"offers": out}
 
 
-COMMANDS = {"validate": cmd_validate, "launch": cmd_launch, "dryrun": cmd_dryrun, "request": cmd_request, "status": cmd_status,
-            "logs": cmd_logs, "down": cmd_down, "cost": cmd_cost, "check": cmd_check, "offers": cmd_offers}
+COMMANDS = {"validate": cmd_validate, "launch": cmd_launch, "dryrun": cmd_dryrun, "request": cmd_request,
+            "status": cmd_status, "logs": cmd_logs, "down": cmd_down, "cost": cmd_cost, "check": cmd_check,
+            "offers": cmd_offers}
 
 
 def parser() -> argparse.ArgumentParser:
