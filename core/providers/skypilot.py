@@ -159,11 +159,12 @@ def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[
     if params.region:
         resources["region"] = params.region
     reqs = " ".join(shlex.quote(r) for r in (extra_requirements or []))
+    py = f'"${{FTC_PYTHON:-{python}}}"'  # the image's Python; FTC_PYTHON for an image (or a test) that differs
     setup = "\n".join([
         "set -euo pipefail",
         f"mkdir -p {WORK_DIR}/setup && tar -xzf {PAYLOAD_DIR}/bundle.tar.gz -C {WORK_DIR}/setup",
-        f'{python} -c "import torch" 2>/dev/null || {python} -m pip install -q torch',
-        f"{python} -m pip install -q -r {WORK_DIR}/setup/trainer/requirements.txt" + (f" {reqs}" if reqs else ""),
+        f'{py} -c "import torch" 2>/dev/null || {py} -m pip install -q torch',
+        f"{py} -m pip install -q -r {WORK_DIR}/setup/trainer/requirements.txt" + (f" {reqs}" if reqs else ""),
     ])
     run = "\n".join([
         "set -euo pipefail",
@@ -171,7 +172,7 @@ def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[
         'export FTC_NODE_RANK="${SKYPILOT_NODE_RANK:-0}"',
         'export FTC_MASTER_ADDR="$(echo "${SKYPILOT_NODE_IPS:-127.0.0.1}" | head -n1)"',
         "export FTC_MASTER_PORT=29500 FTC_SKIP_INSTALL=1",
-        f'export FTC_WORK="$HOME/ftc/work" FTC_PYTHON={python}',
+        f'export FTC_WORK="$HOME/ftc/work" FTC_PYTHON={py}',
         f'if [ "${{SKYPILOT_NUM_GPUS_PER_NODE:-{gpus_per_node}}}" != {gpus_per_node} ]; then',
         f'  echo "[ftc] SkyPilot gave $SKYPILOT_NUM_GPUS_PER_NODE GPUs per node; the job was planned for '
         f'{gpus_per_node}"; exit 3',
