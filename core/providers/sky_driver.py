@@ -6,7 +6,7 @@ lives in a virtualenv of its own. Output is always one line ``{"ok": true, ...}`
 {"type": <SkyPilot exception class>, "message": ...}}`` (exit status 0 / 3), so the console never parses tables.
 
 API used (skypilot 0.14, ``sky/client/sdk.py``): ``launch`` / ``status`` / ``queue`` / ``down`` / ``cost_report`` /
-``client.sdk.enabled_clouds`` return request ids resolved with ``get``; ``api_status``; ``tail_logs(cluster, job_id,
+``client.sdk.enabled_clouds`` / ``api_cancel`` return request ids resolved with ``get``; ``api_status``; ``tail_logs(cluster, job_id,
 follow=False, tail=N, output_stream=...)``; ``Task.from_yaml_config(config, secrets_overrides=...)``
 (``sky/task.py``) parses and schema-checks a task read by ``sky.utils.yaml_utils.read_yaml``;
 ``catalog.list_accelerators`` for offers; ``optimizer.Optimizer.optimize`` and ``execution.launch(dryrun=True)``
@@ -158,6 +158,11 @@ def cmd_down(a: argparse.Namespace) -> dict[str, Any]:
     import sky
     from sky import exceptions
 
+    if a.request_id:
+        # A launch still provisioning on the API server would otherwise bring the cluster up after this down.
+        rows = sky.api_status([a.request_id])
+        if rows and str(_enum(rows[0].status)).upper() in ("PENDING", "RUNNING"):
+            sky.get(sky.api_cancel(a.request_id, silent=True))
     try:
         sky.get(sky.down(a.cluster))
     except exceptions.ClusterDoesNotExist:
@@ -226,7 +231,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cluster")
     s.add_argument("--job-id", type=int, default=None)
     s.add_argument("--tail", type=int, default=0)
-    sub.add_parser("down").add_argument("cluster")
+    s = sub.add_parser("down")
+    s.add_argument("cluster")
+    s.add_argument("--request-id", default=None)
     s = sub.add_parser("cost")
     s.add_argument("cluster", nargs="*")
     s.add_argument("--days", type=int, default=None)

@@ -377,6 +377,8 @@ class SkyPilotProvider(LogChannelProvider, Provider):
             return ProviderStatus(state=state, exit_code=exit_code, message=JOB_MESSAGES.get(job["status"]),
                                   uptime_s=uptime, raw={"cluster": raw, "job": job["status"]})
         state = map_state(raw, CLUSTER_STATUS)
+        if raw == "UP" and not jobs:
+            state = "provisioning"  # up, but SkyPilot has not queued the job yet
         message = ("SkyPilot reports the cluster stopped (a spot preemption, or stopped outside the console)."
                    if raw == "STOPPED" else None)
         return ProviderStatus(state=state, message=message, uptime_s=uptime, raw={"cluster": raw})
@@ -423,9 +425,10 @@ class SkyPilotProvider(LogChannelProvider, Provider):
         return float(costs[0]) if costs else None
 
     def cancel(self, ref: str) -> None:
-        job_id, _ = self._remote(ref)
+        job_id, doc = self._remote(ref)
+        pending = ["--request-id", doc["request_id"]] if doc.get("request_id") else []
         try:
-            self.driver("down", ref, timeout_s=self.timeout_s + 300)
+            self.driver("down", ref, *pending, timeout_s=self.timeout_s + 300)
         except ResourceNotFound:
             pass  # already gone
         if job_id and not (load_remote(job_id) or {}).get("ended_at"):

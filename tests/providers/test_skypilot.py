@@ -152,6 +152,8 @@ def test_status_transitions_logs_rows_and_cost(service, demo_home, fake, provide
     assert "secrets" not in fake.read()["launched"][-1]["config"]  # SkyPilot refuses a secret without a value
     fake.set_cluster(ref, status="INIT", jobs=[])
     assert provider.status(ref).state == "provisioning"
+    fake.set_cluster(ref, status="UP", jobs=[])
+    assert provider.status(ref).state == "provisioning"
     fake.set_cluster(ref, status="UP", jobs=[{"job_id": 1, "status": "SETTING_UP"}])
     assert provider.status(ref).state == "running"
     rows = [{"kind": "metric", "seq": 1, "payload": {"step": 1, "loss": 2.5}}]
@@ -196,6 +198,16 @@ def test_slow_provisioning_is_followed_through_the_request(service, demo_home, f
                                 "message": "Failed to acquire resources in all zones in us-east-1."}))
     st = provider.status(job.provider_ref)
     assert st.state == "failed" and "no machine for this job" in st.message and "all zones" in st.message
+
+
+def test_cancel_while_provisioning_aborts_the_launch_request(service, demo_home, fake, provider):
+    fake.update(lambda s: s.update(launch={"mode": "pending"}))
+    job = launch(service, demo_home)
+    rid = load_remote(job.id)["request_id"]
+    provider.cancel(job.provider_ref)  # the provisioning timeout, or the user
+    state = fake.read()
+    assert state["cancelled_requests"] == [rid] and state["requests"][rid]["status"] == "CANCELLED"
+    assert state["downed"] == [job.provider_ref]
 
 
 def test_no_capacity_and_no_credentials_at_launch(provider, service, demo_home, fake):

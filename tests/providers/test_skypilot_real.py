@@ -116,7 +116,7 @@ def names(fn):
     return [p.name for p in inspect.signature(fn).parameters.values()
             if p.kind is not p.VAR_KEYWORD and not p.name.startswith("_")]
 from sky.client import sdk
-for n in ("launch", "status", "queue", "tail_logs", "down", "cost_report", "api_status", "get"):
+for n in ("launch", "status", "queue", "tail_logs", "down", "cost_report", "api_status", "api_cancel", "get"):
     out[n] = [names(getattr(sky, n)), names(getattr(fake, n))]
 spec = importlib.util.spec_from_file_location("fake_cat", sys.argv[1] + "/catalog.py")
 fcat = importlib.util.module_from_spec(spec); spec.loader.exec_module(fcat)
@@ -139,6 +139,6 @@ def test_the_fake_sky_has_skypilots_signatures():
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(found) >= 16
+    assert len(found) >= 17
     for name, (real_sig, fake_sig) in found.items():
         assert real_sig == fake_sig, name

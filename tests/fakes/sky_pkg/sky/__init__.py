@@ -1,7 +1,7 @@
 """A fake ``sky`` package for the SkyPilot provider's tests: the same names and signatures as skypilot 0.14.1.
 
 Mirrors ``sky/client/sdk.py`` (``launch``, ``status``, ``queue``, ``tail_logs``, ``down``, ``cost_report``,
-``enabled_clouds``, ``api_status``, ``get``: calls return a request id resolved by ``get``), ``sky/task.py``
+``enabled_clouds``, ``api_status``, ``api_cancel``, ``get``: calls return a request id resolved by ``get``), ``sky/task.py``
 (``Task.from_yaml_config(config, env_overrides, secrets_overrides)``) and ``sky/exceptions.py``. State lives in
 the JSON file named by ``FTC_FAKE_SKY_STATE`` so each driver process sees what the test set up and what earlier
 calls did; tests/providers/test_skypilot_real.py checks every signature here against the installed SkyPilot.
@@ -104,6 +104,16 @@ def api_status(request_ids=None, all_status=False, limit=None, fields=None, clus
 class RequestPayload:
     def __init__(self, request_id: str, status: str) -> None:
         self.request_id, self.status = request_id, status
+
+
+def api_cancel(request_ids=None, all_users=False, silent=False):
+    state = _load()
+    ids = [request_ids] if isinstance(request_ids, str) else list(request_ids or [])
+    for rid in ids:
+        state["requests"][rid]["status"] = "CANCELLED"
+    state.setdefault("cancelled_requests", []).extend(ids)
+    _save(state)
+    return _request(value=ids)
 
 
 def status(cluster_names: Optional[List[str]] = None, refresh=common.StatusRefreshMode.NONE, all_users=False,
