@@ -118,11 +118,11 @@ def ensure_sky_venv(venv: Path = SKY_VENV, *, requirement: str = SKY_REQUIREMENT
     if marker.is_file() and marker.read_text().strip() == requirement:
         return py
     try:
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, text=True, timeout=120)
         subprocess.run([str(py), "-m", "pip", "install", "-q", requirement], check=True, capture_output=True,
                        text=True, timeout=timeout_s)
     except subprocess.CalledProcessError as exc:
-        tail = ((exc.stderr or "") if isinstance(exc.stderr, str) else "")[-500:]
+        tail = (exc.stderr or "")[-500:]
         raise ProviderError(f"Could not install SkyPilot into {venv}: {tail.strip() or exc}",
                             hint="Check the package index, then run `make sky`.") from None
     marker.write_text(requirement + "\n")

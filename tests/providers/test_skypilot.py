@@ -292,3 +292,18 @@ def test_the_poller_stores_rows_from_sky_logs_and_completes(service, demo_home, 
     assert job.status == L.COMPLETED, job.reason
     assert fake.read()["downed"] == [ref] and job.total_cost_usd == pytest.approx(0.8)  # released, SkyPilot's cost
     assert "Running setup" in service.provider("skypilot").logs(ref)
+
+
+def test_ensure_sky_venv_is_idempotent_and_explains_a_failed_install(tmp_path):
+    from core.providers.skypilot import ensure_sky_venv
+
+    venv = tmp_path / "venv-sky"
+    venv.mkdir()
+    (venv / ".installed").write_text("skypilot==0.14.1\n")
+    assert ensure_sky_venv(venv, python="/nonexistent/python") == venv / "bin" / "python"  # nothing to do
+    fails = tmp_path / "python"
+    fails.write_text("#!/bin/sh\necho 'No matching distribution found for skypilot' >&2\nexit 1\n")
+    fails.chmod(0o755)
+    with pytest.raises(ProviderError, match="Could not install SkyPilot") as exc:
+        ensure_sky_venv(venv, requirement="skypilot==9.9", python=str(fails))
+    assert "make sky" in str(exc.value) and "No matching distribution" in str(exc.value)
