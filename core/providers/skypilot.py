@@ -137,7 +137,8 @@ def accelerators_for(params: SkyParams, gpu_type: str | None, gpu_count: int) ->
     if not acc:
         if not gpu_type:
             raise LaunchError("Choose a GPU, or set accelerators (e.g. A100:8) in the SkyPilot settings.")
-        name = re.sub(r"\s+", "-", gpu_type.strip()).replace("NVIDIA-", "")
+        # An offer id may carry its count ("A100:8"); the GPUs chosen on the page decide.
+        name = re.sub(r"\s+", "-", gpu_type.split(":")[0].strip()).replace("NVIDIA-", "")
         acc = f"{name}:{gpu_count}"
         SkyParams(accelerators=acc)  # the same check as a typed value
     name, _, count = acc.partition(":")
@@ -296,7 +297,7 @@ class SkyPilotProvider(LogChannelProvider, Provider):
                 best[key] = r
         # No region: SkyPilot picks one and fails over; the cheapest place is only named in the notes.
         out = [GPUOffer(gpu_type=n, vram_gb=float(r.get("memory_gb") or 0), price_per_hour=r["price"] / c,
-                        provider_gpu_id=f"{n}:{c}", max_count=c, cloud=r.get("cloud"),
+                        provider_gpu_id=n, max_count=c, cloud=r.get("cloud"),
                         notes=f"cheapest: {r.get('cloud')} {r.get('region') or ''} {r.get('instance_type') or ''}"
                               .strip())
                for (n, c), r in best.items()]
@@ -327,8 +328,13 @@ class SkyPilotProvider(LogChannelProvider, Provider):
                 fetch[name] = {"source": "path", "path": "../payload/" + remote.rsplit("/", 1)[1]}
             return fetch
 
+        # The quoted price is per node; the machine's budget guard and deadline price the whole cluster.
+        from core.jobspec import JobSpec
+
+        quoted = JobSpec.read(req.spec_path).cost_per_hour
+        price = quoted * params.num_nodes if quoted else None
         payload = prepare_log_payload(
-            dataclasses.replace(req, gpu_count=per_node), provider=self.name, price_per_hour=None,
+            dataclasses.replace(req, gpu_count=per_node), provider=self.name, price_per_hour=price,
             work_dir=f"{WORK_DIR}/work", stage=stage, nodes=params.num_nodes, install=False,
             artifact_fallback="keep")
         boot = sky_dir / "bootstrap.sh"

@@ -82,6 +82,7 @@ def test_registered_with_params_and_multi_node():
     p = SkyParams(cloud="AWS", accelerators="H100:8", num_nodes=2, use_spot=True, disk_size=512)
     assert p.cloud == "aws" and accelerators_for(p, None, 1) == ("H100:8", 8)
     assert accelerators_for(SkyParams(), "A100 80GB", 4) == ("A100-80GB:4", 4)
+    assert accelerators_for(SkyParams(), "A100:8", 2) == ("A100:2", 2)
     for bad in ({"accelerators": "A100:8; rm -rf /"}, {"cloud": "aws gcp"}, {"num_nodes": 0}, {"extra": 1}):
         with pytest.raises(ValueError):
             SkyParams(**bad)
@@ -105,9 +106,9 @@ def test_offers_from_skypilots_catalog_or_the_common_gpus(provider, fake):
         {**row, "cloud": "AWS", "price": 32.77}, {**row, "cloud": "Lambda", "instance_type": "gpu_8x_a100",
                                                   "price": 10.32, "region": "us-west-1"},
         {**row, "cloud": "GCP", "accelerator_count": 1, "instance_type": "a2-highgpu-1g", "price": 3.67}]))
-    offers = {o.provider_gpu_id: o for o in provider.offers()}
-    assert set(offers) == {"A100:8", "A100:1"}
-    eight = offers["A100:8"]
+    offers = {(o.provider_gpu_id, o.max_count): o for o in provider.offers()}
+    assert set(offers) == {("A100", 8), ("A100", 1)}
+    eight = offers["A100", 8]
     assert (eight.cloud, eight.price_per_hour, eight.max_count, eight.vram_gb) == ("Lambda", 10.32 / 8, 8, 40.0)
     assert eight.region is None and "us-west-1" in eight.notes
 
@@ -121,7 +122,7 @@ def test_missing_sky_venv_says_how_to_install(monkeypatch, tmp_path):
 def test_launch_writes_a_multi_node_task_and_runs_it(service, demo_home, fake, monkeypatch):
     monkeypatch.setattr(service, "_credentials", lambda name: {"token": "hf_secret_value"}
                         if name == "huggingface" else {})
-    job = launch(service, demo_home, gpu_count=2,
+    job = launch(service, demo_home, gpu_count=2, cost_per_hour=2.0,
                  params={"num_nodes": 2, "use_spot": True, "cloud": "aws", "disk_size": 300})
     assert job.status == L.PROVISIONING and job.provider_ref == resource_name(job.id)
     call = fake.read()["launched"][-1]
@@ -139,6 +140,10 @@ def test_launch_writes_a_multi_node_task_and_runs_it(service, demo_home, fake, m
     assert "requirements.txt" in task["setup"]
     assert 'FTC_NODE_RANK="${SKYPILOT_NODE_RANK:-0}"' in task["run"] and "SKYPILOT_NODE_IPS" in task["run"]
     script = Path(task["file_mounts"]["~/ftc/payload/bootstrap.sh"]).read_text()
+    # $5 at the quoted $2/h per node on 2 nodes: the cluster stops itself after 1.25 h.
+    remote = load_remote(job.id)
+    assert remote["price_per_hour"] == 4.0
+    assert remote["deadline_epoch"] == pytest.approx(time.time() + 1.25 * 3600, abs=120)
     assert "torch.distributed.run --nnodes 2 --nproc_per_node 2" in script and "FTC_CHANNEL=stdout" in script
     assert "ftc_place ../payload/dataset.jsonl data/dataset.jsonl" in script
     for body in (task["setup"], task["run"], script):
