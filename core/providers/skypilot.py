@@ -205,6 +205,7 @@ def dump_task(task: dict[str, Any], path: Path) -> Path:
 # -- the provider -------------------------------------------------------------------------------------------------
 
 def _error(kind: str, message: str) -> ProviderError:
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message)  # SkyPilot colours its messages for a terminal
     short = message.strip().splitlines()[-1] if message.strip() else kind
     if kind in _AUTH or "credential" in message.lower():
         return AuthError(f"SkyPilot cannot use any cloud account: {short}",
@@ -216,7 +217,7 @@ def _error(kind: str, message: str) -> ProviderError:
         return QuotaError(f"A cloud quota stops the launch: {short}")
     if kind == "ClusterDoesNotExist":
         return ResourceNotFound(f"SkyPilot has no such cluster: {short}")
-    if kind in _UNAVAILABLE:
+    if kind in _UNAVAILABLE or (kind == "CloudError" and "ConnectionError" in message):
         return ProviderUnavailable(f"SkyPilot is not reachable right now ({kind}): {short}")
     if kind in _INPUT:
         return LaunchError(f"SkyPilot refused the task: {short}")

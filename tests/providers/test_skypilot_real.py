@@ -70,11 +70,12 @@ for rel, text in {
     path = os.path.join(home, ".sky/catalogs/v8", rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     open(path, "w").write(text)
-from sky import check, global_user_state, skypilot_config
-from sky.clouds import cloud
-ws = skypilot_config.get_active_workspace()
-global_user_state.set_allowed_clouds(check._get_workspace_allowed_clouds(ws), ws)
-global_user_state.set_enabled_clouds(["Lambda"], cloud.CloudCapability.COMPUTE, ws)
+if "--catalog-only" not in sys.argv:
+    from sky import check, global_user_state, skypilot_config
+    from sky.clouds import cloud
+    ws = skypilot_config.get_active_workspace()
+    global_user_state.set_allowed_clouds(check._get_workspace_allowed_clouds(ws), ws)
+    global_user_state.set_enabled_clouds(["Lambda"], cloud.CloudCapability.COMPUTE, ws)
 """
 
 
@@ -142,3 +143,35 @@ def test_the_fake_sky_has_skypilots_signatures():
     assert len(found) >= 17
     for name, (real_sig, fake_sig) in found.items():
         assert real_sig == fake_sig, name
+
+
+@pytest.fixture()
+def api_server(tmp_path, monkeypatch):
+    """SkyPilot's own API server, started locally by the first call (as a user's first `sky` command does), in a
+    scratch HOME; stopped afterwards."""
+    home = tmp_path / "sky-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    yield home
+    subprocess.run([str(SKY_VENV / "bin" / "sky"), "api", "stop"], capture_output=True, timeout=120,
+                   env={**os.environ, "HOME": str(home)})
+
+
+@pytest.mark.slow
+def test_driver_against_skypilots_api_server_with_no_cloud_set_up(demo_home, real, api_server):
+    from core.errors import AuthError, ProviderUnavailable
+
+    path, cluster = make_task(demo_home, real)
+    with pytest.raises(AuthError, match="no cloud enabled"):
+        real.validate_credentials()
+    # Offline, SkyPilot first fails to fetch its catalog: retryable, and said so.
+    with pytest.raises(ProviderUnavailable, match="not reachable"):
+        real.driver("launch", str(path), "--cluster", cluster, "--wait", "120")
+    subprocess.run([str(SKY_PY), "-c", SANDBOX, "--catalog-only"], check=True, capture_output=True, timeout=300)
+    with pytest.raises(AuthError, match="sky check") as exc:
+        real.driver("launch", str(path), "--cluster", cluster, "--wait", "120")
+    assert "\x1b[" not in str(exc.value)
+    assert real.driver("status", cluster, "--refresh", "--jobs") == {"ok": True, "clusters": []}
+    assert real.cost(cluster) is None
+    real.cancel(cluster)  # never launched: not an error
+    assert real.list_owned() == []
