@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,18 @@ def test_driver_against_skypilots_api_server_with_no_cloud_set_up(demo_home, rea
     with pytest.raises(AuthError, match="sky check") as exc:
         real.driver("launch", str(path), "--cluster", cluster, "--wait", "120")
     assert "\x1b[" not in str(exc.value)
+    # The same refusal followed the slow way: launch returns at once, status() reads the request's outcome.
+    doc = real.driver("launch", str(path), "--cluster", cluster, "--wait", "0")
+    assert doc["request_id"] and doc["done"] is False
+    from core.providers.http_channel import job_from_name, save_remote
+
+    save_remote(job_from_name(cluster), provider="skypilot", ref=cluster, request_id=doc["request_id"])
+    for _ in range(60):
+        st = real.status(cluster)
+        if st.state != "provisioning":
+            break
+        time.sleep(2)
+    assert st.state == "failed" and "cannot use any cloud account" in st.message
     assert real.driver("status", cluster, "--refresh", "--jobs") == {"ok": True, "clusters": []}
     assert real.cost(cluster) is None
     real.cancel(cluster)  # never launched: not an error
