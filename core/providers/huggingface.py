@@ -28,9 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from core.errors import (
-    AuthError, LaunchError, NoCapacityError, ProviderError, ProviderUnavailable, QuotaError, ResourceNotFound,
-)
+from core.errors import LaunchError, ProviderError, ProviderUnavailable, QuotaError, ResourceNotFound
 from core.providers.base import (
     CONSOLE_LABEL, GPUOffer, LaunchRequest, Provider, ProviderParams, ProviderRef, ProviderStatus, call_with_retries,
     map_http_error, map_state, register,
@@ -82,6 +80,8 @@ class HuggingFaceParams(ProviderParams):
                                   description="User or organization that runs and pays; empty: the token's user")
     timeout_hours: float = Field(default=12.0, gt=0, le=168,
                                  description="Time limit when the job has no budget and no time limit")
+    space_linger_s: int = Field(default=60, ge=0, le=3600,
+                                description="Space mode: seconds the ended Space waits for the console before pausing")
 
 
 def _hub_error(exc: Exception, what: str) -> ProviderError:
@@ -211,9 +211,9 @@ class HuggingFaceProvider(LogChannelProvider, Provider):
         release = None
         if params.mode == "space":
             # Linger so the console reads the last log lines, then pause this Space (billing stops).
-            release = ('sleep 60; "$FTC_PY" -c "import os, urllib.request as u; u.urlopen(u.Request('
-                       "os.environ['FTC_PAUSE_URL'], method='POST', headers={'Authorization': 'Bearer ' + "
-                       "os.environ['HF_TOKEN']}), timeout=30)\"")
+            release = (f'sleep {params.space_linger_s}; "$FTC_PY" -c "import os, urllib.request as u; '
+                       "u.urlopen(u.Request(os.environ['FTC_PAUSE_URL'], method='POST', headers={'Authorization': "
+                       "'Bearer ' + os.environ['HF_TOKEN']}), timeout=30)\"")
         payload = prepare_log_payload(
             req, provider=self.name, price_per_hour=price, work_dir=WORK_DIR, release_cmd=release,
             stage=lambda files: self._stage(files_repo, files),

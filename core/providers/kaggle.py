@@ -136,6 +136,15 @@ class KaggleProvider(LogChannelProvider, Provider):
 
         return call_with_retries(once) if retry else once()
 
+    def _on_kernel(self, what: str, method: str, request_cls: Any, ref: str) -> Any | None:
+        """One KernelsApiService call addressed by ``user_name``/``kernel_slug``; None when the notebook is gone."""
+        req = request_cls()
+        req.user_name, req.kernel_slug = ref.split("/", 1)
+        try:
+            return self._call(what, f"kernels.kernels_api_client.{method}", req)
+        except ResourceNotFound:
+            return None
+
     # -- interface ------------------------------------------------------------------------------------------
     def validate_credentials(self) -> dict[str, Any]:
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelsRequest
@@ -177,6 +186,8 @@ class KaggleProvider(LogChannelProvider, Provider):
         shape = req.gpu_type if req.gpu_type in SHAPES else params.machine_shape
         if req.gpu_count > SHAPES.get(shape, ("", 0, 2))[2]:
             raise LaunchError(f"A Kaggle {shape} notebook has at most {SHAPES[shape][2]} GPUs.")
+        # req.env (HF_TOKEN) is not shipped: a kernel's source is readable on Kaggle and the API has no secret
+        # channel (Kaggle Secrets are attached in the notebook UI), so the model stays in the kernel's output.
         user = self.username
         slug = kaggle_slug(req.job_id)
         dataset_ref = f"{user}/{slug}"
@@ -282,12 +293,9 @@ class KaggleProvider(LogChannelProvider, Provider):
                 return ProviderStatus(state="failed", message=failure)
             if not (load_remote(job_id) or {}).get("pushed"):
                 return ProviderStatus(state="provisioning", message="Kaggle is processing the job's dataset.")
-        user, slug = ref.split("/", 1)
-        req = ApiGetKernelSessionStatusRequest()
-        req.user_name, req.kernel_slug = user, slug
-        try:
-            resp = self._call("the notebook status", "kernels.kernels_api_client.get_kernel_session_status", req)
-        except ResourceNotFound:
+        resp = self._on_kernel("the notebook status", "get_kernel_session_status", ApiGetKernelSessionStatusRequest,
+                               ref)
+        if resp is None:
             return ProviderStatus(state="terminated", message="The notebook no longer exists.")
         raw = resp.status.name
         state = map_state(raw, STATUS)
@@ -307,14 +315,9 @@ class KaggleProvider(LogChannelProvider, Provider):
         job_id = job_for_ref(self.name, ref)
         if job_id and not (load_remote(job_id) or {}).get("pushed"):
             return ""
-        user, slug = ref.split("/", 1)
-        req = ApiListKernelSessionOutputRequest()
-        req.user_name, req.kernel_slug = user, slug
-        try:
-            resp = self._call("the notebook log", "kernels.kernels_api_client.list_kernel_session_output", req)
-        except ResourceNotFound:
-            return ""
-        return join_kernel_log(resp.log or "")
+        resp = self._on_kernel("the notebook log", "list_kernel_session_output", ApiListKernelSessionOutputRequest,
+                               ref)
+        return join_kernel_log(resp.log or "") if resp is not None else ""
 
     def logs(self, ref: str, tail: int = 200) -> str:
         try:
@@ -330,13 +333,7 @@ class KaggleProvider(LogChannelProvider, Provider):
         job_id = job_for_ref(self.name, ref)
         doc = (load_remote(job_id) or {}) if job_id else {}
         if doc.get("pushed", True) and self.status(ref).alive:
-            user, slug = ref.split("/", 1)
-            req = ApiDeleteKernelRequest()
-            req.user_name, req.kernel_slug = user, slug
-            try:
-                self._call("stopping the notebook", "kernels.kernels_api_client.delete_kernel", req)
-            except ResourceNotFound:
-                pass
+            self._on_kernel("stopping the notebook", "delete_kernel", ApiDeleteKernelRequest, ref)
         if job_id and doc.get("dataset"):
             owner, slug = doc["dataset"].split("/", 1)
             req = ApiDeleteDatasetRequest()
@@ -397,7 +394,8 @@ def _kaggle_error(exc: Any, what: str) -> ProviderError:
         message = str(exc) or response.reason or f"HTTP {response.status_code}"
     if response.status_code in (401, 403):
         return AuthError(f"Kaggle refused the credentials ({message}).",
-                         hint="Check KAGGLE_USERNAME and KAGGLE_KEY (kaggle.json from https://www.kaggle.com/settings).")
+                         hint="Check KAGGLE_USERNAME and KAGGLE_KEY (kaggle.json from "
+                              "https://www.kaggle.com/settings).")
     err = map_http_error("Kaggle", response.status_code, message)
     if isinstance(err, ProviderError) and not err.retryable and any(w in message.lower() for w in _QUOTA_WORDS):
         return QuotaError(f"Kaggle: {message}.", hint="Kaggle's weekly GPU quota or a storage limit is used up.")

@@ -14,6 +14,9 @@ same line (a timestamp or a stderr fragment before the prefix), carriage returns
 read mid-write), which is neither counted nor applied until it is complete. Heartbeats (no seq, latest wins) are
 not counted; the newest one after the cursor is applied first, so a final status later in the batch wins over its
 older progress figures, as in the http channel.
+
+``prepare_log_payload`` is the launch side: the bootstrap for the stdout channel, with the job's files staged
+wherever the provider's machine can fetch them (Hub repo URLs, a mounted Kaggle dataset, SkyPilot file mounts).
 """
 
 from __future__ import annotations
@@ -111,35 +114,18 @@ def prepare_log_payload(req: Any, *, provider: str, price_per_hour: float | None
     returns the bootstrap's fetch map for them (a private Hub dataset's URLs, a Kaggle dataset's mount paths...).
     Records ``remote.json`` like the http providers do, so ``job_for_ref`` and ``estimated_cost`` work the same.
     """
-    import time
-
-    from core.bootstrap import build_bootstrap, build_bundle, deadline_from_budget, local_model_dir, pack_model
     from core.errors import LaunchError
     from core.jobspec import JobSpec
     from core.providers.http_channel import save_remote
-    from core.providers.remote import Payload
+    from core.providers.remote import build_payload, payload_files
 
     spec = JobSpec.read(req.spec_path)
     if spec.sink.kind != "stdout":
         raise LaunchError(f"{provider} machines report through their log (the stdout channel), but the job asks "
                           f"for '{spec.sink.kind}'.")
-    job_dir = Path(req.job_dir)
-    files = {"bundle": build_bundle(job_dir / "bundle.tar.gz"), "dataset": Path(spec.dataset_path)}
-    model_dir = local_model_dir(spec)
-    if model_dir:
-        files["model"] = pack_model(model_dir, job_dir / "model.tar.gz")
-    fetch = stage(files)
-    now = time.time()
-    deadline_s = deadline_from_budget(req.budget_usd, price_per_hour, req.max_hours)
-    extra = ["bitsandbytes>=0.45"] if spec.config.quantization.mode != "none" else []
-    if deadline_s:
-        bootstrap_kw.setdefault("stop_grace_s", min(120.0, max(2.0, 0.1 * deadline_s)))
-    script = build_bootstrap(
-        spec, provider=provider, fetch=fetch, gpu_count=req.gpu_count, release_cmd=release_cmd,
-        deadline_s=deadline_s, price_per_hour=price_per_hour, work_dir=work_dir, python=python,
-        extra_requirements=extra, now=now, **bootstrap_kw,
-    )
-    deadline_epoch = now + deadline_s if deadline_s else None
-    save_remote(req.job_id, provider=provider, price_per_hour=price_per_hour, deadline_epoch=deadline_epoch,
+    fetch = stage(payload_files(req, spec))
+    payload = build_payload(req, spec, fetch, provider=provider, price_per_hour=price_per_hour, work_dir=work_dir,
+                            release_cmd=release_cmd, python=python, **bootstrap_kw)
+    save_remote(req.job_id, provider=provider, price_per_hour=price_per_hour, deadline_epoch=payload.deadline_epoch,
                 ref=None, launched_at=None, ended_at=None)
-    return Payload(script=script, fetch=fetch, deadline_epoch=deadline_epoch, spec=spec)
+    return payload

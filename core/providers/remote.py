@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from core.bootstrap import build_bootstrap, build_bundle, deadline_from_budget, default_fetch, local_model_dir, pack_model
+from core.bootstrap import build_bootstrap, build_bundle, deadline_from_budget, local_model_dir, pack_model
 from core.errors import LaunchError
 from core.jobspec import JobSpec
 from core.providers.base import LaunchRequest
@@ -27,17 +28,33 @@ class Payload:
 
 def prepare_payload(req: LaunchRequest, *, provider: str, price_per_hour: float, work_dir: str,
                     release_cmd: str | None, port: int, python: str = "python3", **bootstrap_kw: Any) -> Payload:
-    from pathlib import Path
-
     spec = JobSpec.read(req.spec_path)
     if spec.sink.kind != "http":
         raise LaunchError(f"{provider} machines report over the http channel, but the job asks for "
                           f"'{spec.sink.kind}'.")
+    fetch = {name: {"source": "push", "local": str(path)} for name, path in payload_files(req, spec).items()}
+    payload = build_payload(req, spec, fetch, provider=provider, price_per_hour=price_per_hour, work_dir=work_dir,
+                            release_cmd=release_cmd, python=python, channel_port=port, **bootstrap_kw)
+    save_remote(req.job_id, provider=provider, port=port, price_per_hour=price_per_hour,
+                deadline_epoch=payload.deadline_epoch, push={k: v["local"] for k, v in fetch.items()}, ref=None,
+                launched_at=None, ended_at=None)
+    return payload
+
+
+def payload_files(req: LaunchRequest, spec: JobSpec) -> dict[str, Path]:
+    """What the machine needs from this computer: the trainer bundle, the dataset and a local model, packed."""
     job_dir = Path(req.job_dir)
-    bundle = build_bundle(job_dir / "bundle.tar.gz")
+    files = {"bundle": build_bundle(job_dir / "bundle.tar.gz"), "dataset": Path(spec.dataset_path)}
     model_dir = local_model_dir(spec)
-    model_archive = pack_model(model_dir, job_dir / "model.tar.gz") if model_dir else None
-    fetch = default_fetch(spec, bundle, source="push", model_archive=model_archive)
+    if model_dir:
+        files["model"] = pack_model(model_dir, job_dir / "model.tar.gz")
+    return files
+
+
+def build_payload(req: LaunchRequest, spec: JobSpec, fetch: dict[str, dict[str, Any]], *, provider: str,
+                  price_per_hour: float | None, work_dir: str, release_cmd: str | None, python: str = "python3",
+                  **bootstrap_kw: Any) -> Payload:
+    """The bootstrap for ``fetch``, with the budget deadline counted from now (billing starts at launch)."""
     now = time.time()
     deadline_s = deadline_from_budget(req.budget_usd, price_per_hour, req.max_hours)
     extra = ["bitsandbytes>=0.45"] if spec.config.quantization.mode != "none" else []
@@ -47,10 +64,6 @@ def prepare_payload(req: LaunchRequest, *, provider: str, price_per_hour: float,
     script = build_bootstrap(
         spec, provider=provider, fetch=fetch, gpu_count=req.gpu_count, release_cmd=release_cmd,
         deadline_s=deadline_s, price_per_hour=price_per_hour, work_dir=work_dir, python=python,
-        channel_port=port, extra_requirements=extra, now=now, **bootstrap_kw,
+        extra_requirements=extra, now=now, **bootstrap_kw,
     )
-    deadline_epoch = now + deadline_s if deadline_s else None
-    save_remote(req.job_id, provider=provider, port=port, price_per_hour=price_per_hour,
-                deadline_epoch=deadline_epoch, push={k: v["local"] for k, v in fetch.items()}, ref=None,
-                launched_at=None, ended_at=None)
-    return Payload(script=script, fetch=fetch, deadline_epoch=deadline_epoch, spec=spec)
+    return Payload(script=script, fetch=fetch, deadline_epoch=now + deadline_s if deadline_s else None, spec=spec)

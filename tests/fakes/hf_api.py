@@ -27,6 +27,7 @@ Paths, fields and error shapes as read from ``huggingface_hub`` 2.4.0's source:
 - ``get_space_runtime`` / ``pause_space`` / ``request_space_hardware`` -> ``GET /api/spaces/{id}/runtime``, ``POST
   .../pause``, ``POST .../hardware`` answering ``_space_api.py: SpaceRuntime`` (``stage``, ``hardware {current,
   requested}``); ``list_spaces`` -> ``GET /api/spaces?author=&search=``.
+- ``HfApi._validate_yaml`` -> ``POST /api/validate-yaml`` (``{"errors", "warnings"}``) for a README.md in a commit.
 - Files download from ``/datasets/{id}/resolve/main/{path}`` (the machine's ``ftc fetch`` with ``$HF_TOKEN``).
 
 Not in the SDK's source, so modelled and marked as such: a 402 ``{"error": ...}`` when the account cannot pay for
@@ -115,6 +116,8 @@ class FakeHub(LoopbackFake):
             if path == "/api/whoami-v2":
                 return Response(200, {"type": "user", "name": self.user, "fullname": "Alice", "orgs": [],
                                       "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+            if path == "/api/validate-yaml" and req.method == "POST":  # README.md in a commit (model cards)
+                return Response(200, {"errors": [], "warnings": []})
             if path in ("/api/jobs/hardware", "/api/spaces/hardware"):
                 return Response(200, [self._hw(h) for h in HARDWARE])
             if path.startswith("/api/jobs/"):

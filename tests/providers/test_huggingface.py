@@ -236,3 +236,22 @@ def test_cli_deploy_on_hugging_face_prints_the_deployment_response(demo_home, fa
     assert rc == 0 and out["status"] == "provisioning" and out["provider_ref"] in fake.jobs
     assert out["cost"]["cost_per_hour"] == pytest.approx(1.0, rel=1e-3)
     assert fake.jobs[out["provider_ref"]]["timeoutSeconds"] == pytest.approx(3 * 3600, abs=2)
+
+
+def test_the_space_pauses_itself_with_its_token_and_its_dockerfile_runs_the_bootstrap(service, demo_home, fake):
+    import sys
+
+    job = launch(service, demo_home, params={"mode": "space", "space_linger_s": 0})
+    space_id = job.provider_ref.removeprefix("space:")
+    files = fake.repos[("space", space_id)]["files"]
+    cmd = next(line for line in files["Dockerfile"].decode().splitlines() if line.startswith("CMD "))
+    argv = json.loads(cmd[4:])
+    assert argv[:2] == ["bash", "-c"] and "exec bash /opt/ftc/bootstrap.sh" in argv[2] and "7860" in argv[2]
+    # The bootstrap's release step, run as the Space would run it (the token comes from the Space's secrets).
+    release = next(line.strip() for line in files["bootstrap.sh"].decode().splitlines()
+                   if line.strip().startswith("sleep 0;"))
+    fake.spaces[space_id]["stage"] = "RUNNING"
+    subprocess.run(["bash", "-c", release], check=True, env={
+        "PATH": "/usr/bin:/bin", "FTC_PY": sys.executable, "HF_TOKEN": fake.token,
+        "FTC_PAUSE_URL": f"{fake.url}/api/spaces/{space_id}/pause"})
+    assert fake.spaces[space_id]["stage"] == "PAUSED"

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from core import lifecycle as L
-from core.errors import AuthError, LaunchError, ProviderUnavailable, QuotaError, RateLimited
+from core.errors import AuthError, ProviderUnavailable, RateLimited
 from core.jobs import JobService, ServiceSettings
 from core.providers.kaggle import KaggleProvider, join_kernel_log, kaggle_slug
 from tests.fakes.kaggle_api import FakeKaggle

@@ -54,7 +54,8 @@ def test_a_broken_line_in_the_middle_keeps_later_positions_stable():
 
 
 def test_the_newest_heartbeat_goes_first_and_never_moves_the_cursor():
-    text = trainer_log([{"seq": 1, "kind": "job", "payload": {"progress": 0.5}}], [{"progress": 0.6}, {"progress": 0.7}])
+    text = trainer_log([{"seq": 1, "kind": "job", "payload": {"progress": 0.5}}],
+                       [{"progress": 0.6}, {"progress": 0.7}])
     text += trainer_log([{"seq": 2, "kind": "status", "payload": {"status": "completed"}}], [{"progress": 0.9}])
     parsed = parse_log(text)
     assert parsed.heartbeat == {"progress": 0.9} and parsed.heartbeat_after == 2

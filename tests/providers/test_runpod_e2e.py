@@ -48,6 +48,21 @@ def small_demo(demo_home, steps: int, **training):
     return cfg
 
 
+def poll_to_end(svc, job_id, timeout=420, live=None):
+    """Poll like the console does until the job ends; also the steps seen while rows were arriving live
+    (``live(job)`` says whether the machine is still at work; by default, the job is still running)."""
+    seen_running_with_metrics = []
+    live = live or (lambda j: j.status == L.RUNNING)
+
+    def done():
+        j = svc.poll(job_id)
+        if live(j) and svc.store.count_metrics(job_id):
+            seen_running_with_metrics.append(j.current_step)
+        return j.is_terminal and j
+
+    return wait_for(done, timeout, 0.5, "the remote job to end"), seen_running_with_metrics
+
+
 def service_for(pods, port):
     from core.store import open_store
 
@@ -63,16 +78,8 @@ def test_a_remote_job_trains_reports_live_and_the_pod_removes_itself(demo_home, 
                      params={"cloud_type": "COMMUNITY", "port": port})
     job = svc.launch(job.id)
     ref = job.provider_ref
-    seen_running_with_metrics = []
-
-    def done():
-        j = svc.poll(job.id)
-        if j.status == L.RUNNING and svc.store.count_metrics(job.id):
-            seen_running_with_metrics.append(j.current_step)
-        return j.is_terminal and j
-
     try:
-        job = wait_for(done, 420, 0.5, "the remote job to end")
+        job, seen_running_with_metrics = poll_to_end(svc, job.id)
     finally:
         machine = pods.machines.get(ref)
         log = machine.output() if machine else ""
