@@ -50,4 +50,4 @@ test: install-test
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) $(SKY_VENV) .pytest_cache test-artifacts
