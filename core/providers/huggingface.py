@@ -341,12 +341,6 @@ class HuggingFaceProvider(LogChannelProvider, Provider):
             lines = self._call("the job log", lambda: list(self.api.fetch_job_logs(job_id=ref, namespace=ns)))
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
-    def logs(self, ref: str, tail: int = 200) -> str:
-        try:
-            return super().logs(ref, tail)
-        except ProviderError as exc:
-            return f"(the log is not reachable: {exc})"
-
     # -- release --------------------------------------------------------------------------------------------
     def cancel(self, ref: str) -> None:
         """Cancel the Job / pause the Space (a vanished one is fine), then delete the staged files repo."""

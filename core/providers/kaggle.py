@@ -319,12 +319,6 @@ class KaggleProvider(LogChannelProvider, Provider):
                                ref)
         return join_kernel_log(resp.log or "") if resp is not None else ""
 
-    def logs(self, ref: str, tail: int = 200) -> str:
-        try:
-            return super().logs(ref, tail)
-        except ProviderError as exc:
-            return f"(the notebook log is not reachable: {exc})"
-
     def cancel(self, ref: str) -> None:
         """Stop a live notebook (by deleting it), keep a finished one for its output; delete the staged dataset."""
         from kagglesdk.datasets.types.dataset_api_service import ApiDeleteDatasetRequest

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from core.errors import ProviderError
+
 log = logging.getLogger("finetune_console.log_channel")
 
 PREFIX = "@@FTC "
@@ -99,8 +101,13 @@ class LogChannelProvider:
         return entries_after(parsed, after_seq)
 
     def logs(self, ref: str, tail: int = 200) -> str:
-        """The log a person reads: without the structured lines, which the console shows as charts and rows."""
-        return tail_lines("\n".join(parse_log(self.log_text(ref)).other), tail)
+        """The log a person reads: without the structured lines, which the console shows as charts and rows. A log
+        the provider cannot hand over right now is said in its place (the page shows it; the poller retries)."""
+        try:
+            text = self.log_text(ref)
+        except ProviderError as exc:
+            return f"(the log is not reachable: {exc})"
+        return tail_lines("\n".join(parse_log(text).other), tail)
 
 
 # -- launching a log-channel machine --------------------------------------------------------------------------------
