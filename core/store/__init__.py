@@ -33,8 +33,10 @@ def open_store(url: str | None = None) -> Store:
         store = SQLiteStore(path)
     else:
         from core.errors import ConsoleError
+        from core.store.postgres import scrub_secret
 
-        raise ConsoleError(f"Unsupported store URL '{url}'. Use sqlite:///path/to/console.db or postgresql://...")
+        raise ConsoleError(f"Unsupported store URL '{scrub_secret(url, url)}'. Use sqlite:///path/to/console.db or "
+                           "postgresql://...")
     _STORES[url] = store
     return store
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import uuid
 from contextlib import contextmanager
@@ -56,8 +57,13 @@ class _Pool:
         try:
             return psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise StoreError(f"Cannot reach the team database: {_first_line(exc)}",
+            raise StoreError(f"Cannot reach the team database: {scrub_secret(_first_line(exc), self.dsn)}",
                              hint="Check [supabase] db_url in .streamlit/secrets.toml.") from None
+        except psycopg.Error:
+            # libpq quotes the piece of the URL it could not parse, which may be the password: say nothing of it.
+            raise StoreError("The team database URL is not a valid connection string.",
+                             hint="Check [supabase] db_url in .streamlit/secrets.toml; percent-encode spaces and "
+                                  "special characters in the password.") from None
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -192,6 +198,21 @@ def act_as(cur: Any, identity: Identity) -> None:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def scrub_secret(text: str, dsn: str) -> str:
+    """``text`` without the password of ``dsn`` (URL or key=value form), for messages and logs."""
+    from urllib.parse import unquote, urlsplit
+
+    secrets = set()
+    try:
+        secrets.add(urlsplit(dsn).password or "")
+    except ValueError:
+        pass
+    secrets |= {m.strip("'") for m in re.findall(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)}
+    for secret in sorted({s for v in secrets for s in (v, unquote(v)) if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def is_postgres_url(url: str) -> bool:
