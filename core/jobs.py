@@ -18,7 +18,7 @@ from typing import Any, Callable
 from core import lifecycle as L
 from core.config import METHOD_FORMATS, TrainingConfig, parse_config
 from core.datasets.ingest import resolve_dataset
-from core.errors import ConsoleError, DatasetError, ProviderError, StateError
+from core.errors import ConfigError, ConsoleError, DatasetError, ProviderError, StateError
 from core.jobspec import JobSpec, SinkSpec
 from core.providers.base import LaunchRequest, Provider, ProviderStatus, get_provider
 from core.store.records import JobRecord, new_id, utcnow
@@ -65,8 +65,10 @@ class JobService:
         """Validate everything that can be checked before a cent is spent, then queue the job."""
         if isinstance(cfg, dict):
             cfg = parse_config(cfg)
+        if gpu_count < 1:
+            raise ConfigError(f"A job needs at least one GPU, not {gpu_count}.", [("gpu_count", "set 1 or more")])
         prov = self.provider(provider)  # raises UnknownProviderError listing the valid names
-        provider_params = prov.Params.model_validate(params or {}) if params is not None else None
+        provider_params = prov.parse_params(params) if params is not None else None
         dataset = resolve_dataset(self.store, cfg.data.train_path)
         self._check_dataset_fits(cfg, dataset.format)
         self._check_model_reachable(cfg)

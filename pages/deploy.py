@@ -192,7 +192,7 @@ if prov_cls.Params.model_fields:
     with st.expander(f"{prov_cls.display_name} settings"):
         params = _params_form(prov_cls.Params, defaults)
     with guard("checking the settings"):
-        prov_cls.Params.model_validate(params)
+        prov_cls.parse_params(params)
 
 # -- launch ------------------------------------------------------------------------------------------------------
 

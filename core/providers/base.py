@@ -12,8 +12,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import (
-    AuthError, NoCapacityError, ProviderError, ProviderUnavailable, QuotaError, RateLimited, ResourceNotFound,
-    UnknownProviderError,
+    AuthError, ConfigError, NoCapacityError, ProviderError, ProviderUnavailable, QuotaError, RateLimited,
+    ResourceNotFound, UnknownProviderError,
 )
 
 # Label every resource the console creates carries, so the orphan reaper can find them.
@@ -108,6 +108,20 @@ class Provider(ABC):
 
     def __init__(self, credentials: dict[str, str] | None = None) -> None:
         self.credentials = credentials or {}
+
+    @classmethod
+    def parse_params(cls, params: dict[str, Any] | None) -> ProviderParams:
+        """The provider's settings validated; a ConfigError naming each bad field (never pydantic's own error)."""
+        from pydantic import ValidationError
+
+        from core.config import _problems_from
+
+        try:
+            return cls.Params.model_validate(params or {})
+        except ValidationError as exc:
+            problems = [(f"{cls.name}.{field}", msg) for field, msg in _problems_from(exc)]
+            raise ConfigError(f"The {cls.display_name} settings are invalid — "
+                              + "; ".join(f"{f}: {m}" for f, m in problems), problems) from None
 
     @abstractmethod
     def validate_credentials(self) -> dict[str, Any]:
