@@ -64,9 +64,9 @@ class TeamJobService(JobService):
         with self._acting_for(job_id):
             return super().poll(job_id)
 
-    def cancel(self, job_id: str) -> JobRecord:
+    def cancel(self, job_id: str, *, keep_checkpoint: bool = True) -> JobRecord:
         with self._acting_for(job_id):
-            return super().cancel(job_id)
+            return super().cancel(job_id, keep_checkpoint=keep_checkpoint)
 
     def poll_all(self) -> list[JobRecord]:
         out = []
