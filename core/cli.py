@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Callable
 
@@ -386,3 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
+        if os.environ.get("FTC_DEBUG"):
+            raise
+        # Only the type: an SDK's message may quote a URL or header with a key in it.
+        print(f"error: unexpected {type(exc).__name__} (a bug in the console, not in your input). Run again with "
+              "FTC_DEBUG=1 to see the traceback, and report it.", file=sys.stderr)
+        return 1

@@ -1,0 +1,35 @@
+"""The CLI's error contract: a ConsoleError is one line and its exit code; anything else (a bug) is one line and
+exit 1, never a traceback, unless FTC_DEBUG asks for it."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import cli
+
+
+def _boom(args):
+    raise KeyError("hf_secret_in_a_header")
+
+
+def test_an_unexpected_error_is_one_line_without_traceback_or_message(console_home, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "cmd_jobs", _boom)
+    monkeypatch.delenv("FTC_DEBUG", raising=False)
+    assert cli.main(["jobs"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "hf_secret" not in err
+    assert err.startswith("error: unexpected KeyError") and "FTC_DEBUG=1" in err
+
+
+def test_ftc_debug_lets_the_traceback_through(console_home, monkeypatch):
+    monkeypatch.setattr(cli, "cmd_jobs", _boom)
+    monkeypatch.setenv("FTC_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main(["jobs"])
+
+
+def test_bad_provider_setting_and_unknown_job_are_user_errors(console_home, capsys):
+    assert cli.main(["status", "job_nope"]) == 1
+    assert capsys.readouterr().err.strip() == "error: No job with id 'job_nope'."
+    assert cli.main(["deploy", "/no/such.yaml"]) == 2
+    assert "does not exist" in capsys.readouterr().err
