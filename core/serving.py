@@ -172,7 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = _store()
     if args.engine == "vllm":
         if args.url:
-            info = vllm_hot_load(store, args.model, args.url, api_key=args.api_key, path_on_server=args.path_on_server)
+            info = vllm_hot_load(store, args.model, args.url, api_key=_vllm_key(args),
+                                 path_on_server=args.path_on_server)
             _print(args, info, f"{info['message']}\nchat: {info['base_url']} (model '{info['lora_name']}')")
             return 0
         info = vllm_command(store, args.model, merged=args.merged, port=args.port, host=args.host,
@@ -220,7 +221,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
         url = base_url_for(args.engine, args.url)
         pieces = stream_chat(url, args.served_name or model.name, messages, max_tokens=args.max_new_tokens,
-                             temperature=args.temperature, service=args.engine)
+                             temperature=args.temperature, service=args.engine,
+                             api_key=_vllm_key(args) if args.engine == "vllm" else None)
         text = "".join(_echo(pieces, not args.json))
         _print(args, {"model": model.id, "engine": args.engine, "answer": text}, "")
         return 0
@@ -236,6 +238,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     result["fine_tuned"] = "".join(_echo(chat.stream(messages, settings=settings), not args.json)).strip()
     _print(args, result, "")
     return 0
+
+
+def _vllm_key(args: argparse.Namespace) -> str | None:
+    """The vLLM server's key: $VLLM_API_KEY (what ``vllm serve`` itself reads), which, unlike a flag, other users of
+    this machine cannot read in the process list."""
+    return getattr(args, "api_key", None) or os.environ.get("VLLM_API_KEY") or None
 
 
 def _echo(pieces: Any, show: bool) -> Any:
@@ -263,7 +271,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--host", help="vLLM --host in the printed command")
     sp.add_argument("--allow-runtime-lora", action="store_true", dest="allow_runtime_lora",
                     help="add VLLM_ALLOW_RUNTIME_LORA_UPDATING=True so more adapters can be hot-loaded later")
-    sp.add_argument("--api-key", dest="api_key", help="vLLM --api-key, when the server has one")
+    sp.add_argument("--api-key", dest="api_key",
+                    help="vLLM --api-key, when the server has one; better in $VLLM_API_KEY (a flag shows in ps)")
     sp.add_argument("--path-on-server", dest="path_on_server", help="the adapter's path as the vLLM server sees it")
     sp.add_argument("--name", help="Ollama model name (default: the registry name)")
     sp.add_argument("--base", help="the base model's name in Ollama, e.g. llama3.2:1b")
