@@ -36,7 +36,7 @@ def _secrets_file() -> dict[str, Any]:
 
 def set_session_credentials(provider: str, values: dict[str, str]) -> None:
     """Credentials typed on the page: kept in this process's memory only."""
-    _session[provider] = {k: v for k, v in values.items() if v}
+    _session[provider] = {k: v.strip() for k, v in values.items() if v and v.strip()}
 
 
 def credentials_for(provider: str) -> dict[str, str]:
@@ -47,7 +47,8 @@ def credentials_for(provider: str) -> dict[str, str]:
         if os.environ.get(var):
             out[field] = os.environ[var]
     out.update(_session.get(provider, {}))
-    return out
+    # A pasted key often ends in a newline or space: sent in a header, it fails as "provider not reachable".
+    return {k: v.strip() for k, v in out.items() if v.strip()}
 
 
 def mask(secret: str | None) -> str:

@@ -1,0 +1,29 @@
+"""Local-mode credentials: a key pasted with a trailing newline or space is used without it (requests refuses a
+header with a newline, and the providers report that as "not reachable"), and a blank field is no credential."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import credentials as C
+
+
+@pytest.fixture()
+def clean(monkeypatch, tmp_path):
+    monkeypatch.setattr(C, "_session", {})
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[lambda]\napi_key = "  from-file-key \\n"\n')
+    monkeypatch.setenv("CONSOLE_SECRETS_FILE", str(secrets))
+    for var in ("RUNPOD_API_KEY", "KAGGLE_USERNAME", "KAGGLE_KEY", "LAMBDA_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_typed_keys_are_stripped_and_blank_ones_dropped(clean):
+    C.set_session_credentials("kaggle", {"username": " ada ", "key": "   "})
+    assert C.credentials_for("kaggle") == {"username": "ada"}
+
+
+def test_keys_from_the_environment_and_the_secrets_file_are_stripped(clean, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_KEY123\n")
+    assert C.credentials_for("runpod") == {"api_key": "rpa_KEY123"}
+    assert C.credentials_for("lambda") == {"api_key": "from-file-key"}
