@@ -6,6 +6,7 @@ Kept to pydantic and core.config so it travels in the trainer bundle to any mach
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -46,8 +47,13 @@ class JobSpec(BaseModel):
     prior_cost_usd: float = Field(default=0.0, ge=0, description="Spent by earlier runs of a resumed job")
 
     def write(self, path: str | Path) -> Path:
+        """Owner-only: in team mode the sink carries the job's ingest token."""
         p = Path(path)
-        p.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # a spec written before (0644) is tightened too
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self.model_dump_json(indent=2))
         return p
 
     @classmethod

@@ -242,3 +242,14 @@ def test_deadline_watchdog_stops_the_trainer_and_releases(tmp_path, stub_bundle)
     assert terminal[0] == "budget_stopped"
     assert "completing" not in terminal
     assert (m.root / "workspace" / "RELEASED").exists()
+
+
+def test_the_job_spec_file_is_owner_only(tmp_path):
+    # In team mode the spec's sink carries the job's ingest token; other local users must not read it.
+    spec = make_spec(tmp_path, "supabase").model_copy(update={"sink": SinkSpec(kind="supabase", token="ftcjob_x:a")})
+    path = tmp_path / "job.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    spec.write(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert JobSpec.read(path).sink.token == "ftcjob_x:a"
