@@ -151,6 +151,11 @@ class JobService:
             cost_per_hour=ref.cost_per_hour if ref.cost_per_hour is not None else job.cost_per_hour,
             gpu_type=ref.gpu_type or job.gpu_type, log_path=ref.extra.get("log_path"), **extra_fields,
         )
+        launched = self.store.get_job(job_id)
+        if launched.is_terminal:
+            # Cancelled while the launch was under way: polls skip a terminal job, so release what it started now.
+            self._release(launched, prov)
+            return launched
         self._check_price(job, ref.cost_per_hour, ref.gpu_type or job.gpu_type)
         return self.store.get_job(job_id)
 

@@ -47,3 +47,27 @@ def test_team_mode_cancel_now_releases_the_machine_at_once(tmp_path):
     job = svc.cancel(_running(store).id, keep_checkpoint=False)
     assert job.status == L.CANCELLED and "no checkpoint" in job.reason
     assert prov.calls == [("terminate_now", "ref-1")]
+
+
+def test_a_job_cancelled_while_its_launch_runs_has_its_machine_released(tmp_path):
+    # The Deploy page's cancel lands while the poller thread is inside provider.launch (bundling, renting): the
+    # job is cancelled with no ref yet, then the launch returns one. Polls skip terminal jobs, so the launch
+    # itself must release it, or the machine bills until the orphan reaper's next round.
+    from core.providers.base import ProviderRef
+
+    store = SQLiteStore(tmp_path / "c.db")
+    svc = JobService(store, provider_factory=lambda name: prov)
+
+    class LaunchingProvider(RecordingProvider):
+        report_channel = "sqlite"
+
+        def launch(self, req):
+            svc.cancel(req.job_id)
+            return ProviderRef(ref="pod-9")
+
+    prov = LaunchingProvider()
+    job = store.create_job(JobRecord(id=new_id("job"), provider="fake", status=L.QUEUED))
+    svc._launch_request = lambda job, prov: type("Req", (), {"job_id": job.id})()  # no spec needed here
+    job = svc.launch(job.id)
+    assert job.status == L.CANCELLED and job.provider_ref == "pod-9"
+    assert prov.calls == [("cancel", "pod-9")]
