@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from core.errors import (
     AuthError, LaunchError, NoCapacityError, ProviderError, ProviderUnavailable, QuotaError, ResourceNotFound,
@@ -140,7 +140,11 @@ def accelerators_for(params: SkyParams, gpu_type: str | None, gpu_count: int) ->
         # An offer id may carry its count ("A100:8"); the GPUs chosen on the page decide.
         name = re.sub(r"\s+", "-", gpu_type.split(":")[0].strip()).replace("NVIDIA-", "")
         acc = f"{name}:{gpu_count}"
-        SkyParams(accelerators=acc)  # the same check as a typed value
+        try:
+            SkyParams(accelerators=acc)  # the same check as a typed value
+        except ValidationError:
+            raise LaunchError(f"SkyPilot has no accelerator name for the GPU '{gpu_type}'.",
+                              hint="Set accelerators (e.g. A100:8) in the SkyPilot settings.") from None
     name, _, count = acc.partition(":")
     return f"{name}:{int(count or 1)}", int(count or 1)
 

@@ -88,6 +88,9 @@ def test_registered_with_params_and_multi_node():
             SkyParams(**bad)
     with pytest.raises(LaunchError, match="Choose a GPU"):
         accelerators_for(SkyParams(), None, 1)
+    # A GPU name that is no accelerator name: the job's reason says what to set, not pydantic's report.
+    with pytest.raises(LaunchError, match="no accelerator name for the GPU 'A100 \\(80GB\\)'"):
+        accelerators_for(SkyParams(), "A100 (80GB)", 2)
 
 
 def test_credentials_need_an_enabled_cloud(provider, fake):
