@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -129,17 +130,20 @@ class JobService:
         if not self.store.transition_job(job_id, L.PROVISIONING, expect=[L.QUEUED]):
             return self.store.get_job(job_id)  # another poller claimed it
         prov = self.provider(job.provider)
+        secrets = dict(prov.credentials)
         try:
             if prov.report_channel != "sqlite":
                 prov.validate_credentials()  # a cheap real call: a refused key fails here, before anything is rented
             req = self._launch_request(job, prov)
+            secrets.update(req.env)
             ref = prov.launch(req)
         except ConsoleError as exc:
-            self._fail(job_id, f"Launch failed: {exc}", error_type=type(exc).__name__)
+            self._fail(job_id, redact(f"Launch failed: {exc}", secrets), error_type=type(exc).__name__)
             return self.store.get_job(job_id)
         except Exception as exc:  # noqa: BLE001 - a provider SDK bug must still leave the job consistent
-            log.exception("launch of %s failed", job_id)
-            self._fail(job_id, f"Launch failed: {type(exc).__name__}: {exc}", error_type=type(exc).__name__)
+            log.error("launch of %s failed:\n%s", job_id, redact("".join(traceback.format_exception(exc)), secrets))
+            self._fail(job_id, redact(f"Launch failed: {type(exc).__name__}: {exc}", secrets),
+                       error_type=type(exc).__name__)
             return self.store.get_job(job_id)
         extra_fields = {}
         if ref.extra.get("deadline_epoch"):
@@ -527,6 +531,14 @@ class JobService:
         if ts is None:
             return 0.0
         return (utcnow() - ts) / timedelta(seconds=1)
+
+
+def redact(text: str, credentials: dict[str, str]) -> str:
+    """``text`` with every credential value masked: an SDK's error may quote the header or URL that carried one,
+    and the text is kept on the job row and shown on the page."""
+    for value in sorted((v for v in credentials.values() if v and len(v) >= 6), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 def deployment_response(job: JobRecord) -> dict[str, Any]:

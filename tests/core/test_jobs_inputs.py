@@ -46,3 +46,29 @@ def test_fewer_than_one_gpu_is_refused(console_home, dataset, count):
     with pytest.raises(ConfigError, match="at least one GPU"):
         svc.create(config(dataset), provider="runpod", gpu_type="RTX 4090", gpu_count=count)
     assert svc.store.list_jobs() == []
+
+
+class LeakyProvider(PricedProvider):
+    """An SDK whose error quotes the request that carried the key (requests' InvalidHeader does)."""
+
+    def __init__(self) -> None:
+        super().__init__(price=0.34)
+        self.credentials = {"api_key": "rpa_SECRETKEY123"}
+
+    def launch(self, req):
+        raise ValueError("Invalid return character in header value: 'Bearer rpa_SECRETKEY123'; "
+                         f"env {req.env.get('HF_TOKEN')}")
+
+
+def test_a_launch_error_quoting_a_key_is_stored_and_logged_masked(console_home, dataset, monkeypatch, caplog):
+    from core.store import open_store
+
+    monkeypatch.setenv("HF_TOKEN", "hf_TOKENVALUE99")
+    from core.credentials import credentials_for
+
+    svc = JobService(open_store(), provider_factory=lambda name: LeakyProvider(), credentials=credentials_for)
+    job = svc.launch(svc.create(config(dataset), provider="runpod", gpu_type="RTX 4090").id)
+    assert job.status == "failed" and "Bearer ***" in job.reason and "env ***" in job.reason
+    rows = [job.reason, job.error_message, *(e.error_message for e in svc.store.get_errors(job.id)), caplog.text]
+    assert "invalid return character" in caplog.text.lower()  # the log keeps the traceback, masked
+    assert not [r for r in rows if "SECRETKEY" in (r or "") or "TOKENVALUE" in (r or "")]
