@@ -60,6 +60,7 @@ def test_a_job_cancelled_while_its_launch_runs_has_its_machine_released(tmp_path
 
     class LaunchingProvider(RecordingProvider):
         report_channel = "sqlite"
+        credentials: dict = {}
 
         def launch(self, req):
             svc.cancel(req.job_id)
@@ -67,7 +68,7 @@ def test_a_job_cancelled_while_its_launch_runs_has_its_machine_released(tmp_path
 
     prov = LaunchingProvider()
     job = store.create_job(JobRecord(id=new_id("job"), provider="fake", status=L.QUEUED))
-    svc._launch_request = lambda job, prov: type("Req", (), {"job_id": job.id})()  # no spec needed here
+    svc._launch_request = lambda job, prov: type("Req", (), {"job_id": job.id, "env": {}})()  # no spec needed here
     job = svc.launch(job.id)
     assert job.status == L.CANCELLED and job.provider_ref == "pod-9"
     assert prov.calls == [("cancel", "pod-9")]
