@@ -139,7 +139,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     _emit(args, data, lambda d: f"{d['job_id']}: {d['status']}" + (f" ({d['reason']})" if d.get("reason") else ""))
     if args.wait and job.status != "completed":
         return 1
-    return 0
+    return 1 if job.status == "failed" else 0  # the launch itself failed (a missing key, no capacity...)
 
 
 def _provider_params(pairs: list[str]) -> dict[str, Any]:

@@ -33,3 +33,17 @@ def test_bad_provider_setting_and_unknown_job_are_user_errors(console_home, caps
     assert capsys.readouterr().err.strip() == "error: No job with id 'job_nope'."
     assert cli.main(["deploy", "/no/such.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_deploy_whose_launch_fails_exits_1(console_home, monkeypatch, tmp_path, capsys):
+    import yaml
+
+    from tests.core.test_jobs_estimate import config
+    from tests.support.chat_rows import write_chat_jsonl
+
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    monkeypatch.setenv("CONSOLE_SECRETS_FILE", str(tmp_path / "none.toml"))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(config(write_chat_jsonl(tmp_path / "chat.jsonl"))))
+    assert cli.main(["deploy", str(cfg), "--provider", "runpod", "--gpu", "RTX 4090"]) == 1
+    assert "failed (Launch failed: No RunPod API key is set." in capsys.readouterr().out
