@@ -322,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", action="store_true", help="wait until the job ends")
     sp.add_argument("--timeout", type=float, help="seconds to wait at most")
 
+    from core.lifecycle import STATES
+
     sp = add("jobs", cmd_jobs, "list jobs")
-    sp.add_argument("--status")
+    sp.add_argument("--status", choices=STATES)
     sp.add_argument("--limit", type=int)
 
     sp = add("status", cmd_status, "one job's status (polls its provider)")

@@ -47,3 +47,9 @@ def test_deploy_whose_launch_fails_exits_1(console_home, monkeypatch, tmp_path, 
     cfg.write_text(yaml.safe_dump(config(write_chat_jsonl(tmp_path / "chat.jsonl"))))
     assert cli.main(["deploy", str(cfg), "--provider", "runpod", "--gpu", "RTX 4090"]) == 1
     assert "failed (Launch failed: No RunPod API key is set." in capsys.readouterr().out
+
+
+def test_an_unknown_status_filter_is_refused_not_an_empty_list(console_home, capsys):
+    assert cli.main(["jobs", "--status", "finished"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'finished'" in err and "completed" in err
