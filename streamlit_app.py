@@ -6,7 +6,7 @@ import streamlit as st
 
 st.set_page_config(page_title="FineTune Console", page_icon=":material/model_training:", layout="wide")
 
-from pages._shared import ensure_poller, store  # noqa: E402 - set_page_config must come first
+from pages._shared import ensure_poller, guard, store  # noqa: E402 - set_page_config must come first
 from pages._team import team_pages, team_sidebar  # noqa: E402
 
 PAGES = {
@@ -40,5 +40,8 @@ def sidebar() -> None:
 
 
 nav = st.navigation(team_pages(PAGES))
-sidebar()
-nav.run()
+# The last net under every screen: what a page's own guard did not catch is a message, never a stack trace.
+with guard("opening the console's store"):
+    sidebar()
+with guard():
+    nav.run()

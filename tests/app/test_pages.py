@@ -96,3 +96,17 @@ print(json.dumps([m for m in heavy if m in sys.modules]))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_broken_store_is_a_message_not_a_stack_trace(console_home, monkeypatch):
+    # The sidebar opens the store outside any page's guard; the router's guard catches what pages do not.
+    from core.store import reset_store_cache
+
+    monkeypatch.setenv("CONSOLE_STORE_URL", "mysql://admin:hunter2-xyz@db.example.com/console")
+    reset_store_cache()
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("Unsupported store URL 'mysql://admin:***@db.example.com/console'" in e for e in errors), errors
+    assert not any("hunter2" in e for e in errors)
