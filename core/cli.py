@@ -279,6 +279,16 @@ def _plugin_commands(sub: argparse._SubParsersAction) -> None:
             reg(sub)
 
 
+def _gpu_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number of GPUs, 1 or more, not {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="FineTune Console command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -303,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("config")
     sp.add_argument("--provider")
     sp.add_argument("--gpu")
-    sp.add_argument("--gpu-count", type=int, default=1, dest="gpu_count")
+    sp.add_argument("--gpu-count", type=_gpu_count, default=1, dest="gpu_count")
     sp.add_argument("--budget", type=float, help="USD limit to check the estimate against")
 
     sp = add("configs", cmd_configs, "save, list or show named configs")
@@ -315,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("config")
     sp.add_argument("--provider", default="local")
     sp.add_argument("--gpu")
-    sp.add_argument("--gpu-count", type=int, default=1, dest="gpu_count")
+    sp.add_argument("--gpu-count", type=_gpu_count, default=1, dest="gpu_count")
     sp.add_argument("--budget", type=float, help="USD limit")
     sp.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a provider setting, e.g. cloud_type=SECURE or region=us-east-1 (repeatable)")

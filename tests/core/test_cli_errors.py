@@ -53,3 +53,10 @@ def test_an_unknown_status_filter_is_refused_not_an_empty_list(console_home, cap
     assert cli.main(["jobs", "--status", "finished"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'finished'" in err and "completed" in err
+
+
+@pytest.mark.parametrize("command", ["estimate", "deploy"])
+def test_a_gpu_count_under_one_is_a_usage_error(console_home, capsys, command):
+    # estimate used to price -1 GPUs (negative hours); the usage error names the flag before anything is read.
+    assert cli.main([command, "cfg.yaml", "--gpu-count", "-1"]) == 2
+    assert "--gpu-count: takes a whole number of GPUs, 1 or more, not '-1'" in capsys.readouterr().err
