@@ -47,17 +47,23 @@ class JobService:
         self._credentials = credentials or (lambda name: {})
         self._factory = provider_factory or (lambda name: get_provider(name, self._credentials(name)))
         self._providers: dict[str, Provider] = {}
+        self._built_with: dict[str, dict[str, str]] = {}  # provider name -> the credentials its instance got
         self._backoff: dict[str, tuple[int, float]] = {}  # job id -> (failures in a row, monotonic retry time)
         self._last_reap = time.monotonic()
 
     def provider(self, name: str) -> Provider:
-        if name not in self._providers:
+        # A key typed on the Deploy page after the poller's own service built this provider (for the orphan
+        # reaper, say) must reach that instance too, or every status call of the new job is refused.
+        creds = self._credentials(name)
+        if name not in self._providers or self._built_with.get(name) != creds:
             self._providers[name] = self._factory(name)
+            self._built_with[name] = creds
         return self._providers[name]
 
     def reset_provider(self, name: str) -> None:
         """Forget a provider instance, so the next call builds it with the credentials as they are now."""
         self._providers.pop(name, None)
+        self._built_with.pop(name, None)
 
     # -- create and launch ----------------------------------------------------------------------------------
     def create(self, cfg: TrainingConfig | dict[str, Any], *, provider: str = "local", gpu_type: str | None = None,

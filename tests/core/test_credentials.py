@@ -27,3 +27,16 @@ def test_keys_from_the_environment_and_the_secrets_file_are_stripped(clean, monk
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_KEY123\n")
     assert C.credentials_for("runpod") == {"api_key": "rpa_KEY123"}
     assert C.credentials_for("lambda") == {"api_key": "from-file-key"}
+
+
+def test_a_service_built_before_a_key_was_typed_uses_the_new_key(clean, tmp_path):
+    # The poller's own JobService may have built the provider (orphan reaper, an earlier job) before the user
+    # typed a key on the Deploy page; its status calls for the new job must not keep going out without it.
+    from core.jobs import JobService
+    from core.store.sqlite import SQLiteStore
+
+    svc = JobService(SQLiteStore(tmp_path / "c.db"), credentials=C.credentials_for)
+    before = svc.provider("runpod")
+    assert before.credentials == {} and svc.provider("runpod") is before  # unchanged: the same instance
+    C.set_session_credentials("runpod", {"api_key": "rpa_NEWKEY"})
+    assert svc.provider("runpod").credentials == {"api_key": "rpa_NEWKEY"}
