@@ -263,7 +263,11 @@ def load_config_file(path: str | Path) -> TrainingConfig:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"Config file {p} does not exist.")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Config file {p} cannot be read as UTF-8 text ({type(exc).__name__}).",
+                         hint="Give a YAML or JSON config file.") from None
     try:
         if p.suffix.lower() == ".json":
             data = json.loads(text)

@@ -81,6 +81,10 @@ def test_unparseable_file_is_input_error(tmp_path):
         load_config_file(f)
     with pytest.raises(InputError):
         load_config_file(tmp_path / "missing.yaml")
+    binary = tmp_path / "model.safetensors"  # the wrong file picked: not text at all
+    binary.write_bytes(b"\x80\x81\xfe\xff" * 64)
+    with pytest.raises(InputError, match="cannot be read as UTF-8 text"):
+        load_config_file(binary)
 
 
 def test_demo_preset_is_valid():
