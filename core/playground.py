@@ -19,6 +19,9 @@ from typing import Any, Iterator
 from core.errors import ConsoleError
 from core.store.records import ModelRecord
 
+# What the screens show for an answer with no text (a barely trained base model often ends at once).
+EMPTY_ANSWER = "_(no text: the model ended its answer at once)_"
+
 
 @dataclass
 class GenerationSettings:

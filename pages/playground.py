@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.playground import EMPTY_ANSWER
 from pages._shared import guard, short_model, store
 
 SOURCES = {"local": "This machine", "vllm": "vLLM server", "ollama": "Ollama server"}
@@ -105,7 +106,7 @@ for turn in history:
     for col, (side, label) in zip(cols, sides):
         with col, st.chat_message("assistant"):
             st.caption(label)
-            st.markdown(turn.get(side) or "—")
+            st.markdown(turn.get(side) or EMPTY_ANSWER)
 
 prompt = st.chat_input("Ask the model", key="playground_prompt", disabled=bool(unavailable))
 if prompt:
@@ -126,6 +127,8 @@ if prompt:
                     st.info("Name the base model on the server to compare.")
                     continue
                 turn[side] = str(st.write_stream(_stream(side, prompt)) or "").strip()
+                if not turn[side]:
+                    st.markdown(EMPTY_ANSWER)
     history.append(turn)
 if history and st.button("Clear conversation", key="playground_clear", icon=":material/delete_sweep:"):
     st.session_state[history_key] = []

@@ -21,7 +21,7 @@ def _answers(at: AppTest) -> list[str]:
 
 
 def test_local_answers_side_by_side(finished_home):
-    from core.playground import GenerationSettings, build_messages, local_chat
+    from core.playground import EMPTY_ANSWER, GenerationSettings, build_messages, local_chat
     from core.store import open_store
 
     model = open_store().get_model(finished_home.model_id)
@@ -32,10 +32,11 @@ def test_local_answers_side_by_side(finished_home):
     assert not at.exception
     want = local_chat(model).compare(build_messages("What is the capital of Japan?", "You are a concise assistant."),
                                      GenerationSettings(max_new_tokens=96))
-    assert _answers(at) == [want["base"], want["fine_tuned"]]
+    assert want["fine_tuned"]
+    assert _answers(at) == [want["base"] or EMPTY_ANSWER, want["fine_tuned"]]
     # The turn stays on the page after the next rerun, and can be cleared.
     at.run()
-    assert _answers(at) == [want["base"], want["fine_tuned"]]
+    assert _answers(at) == [want["base"] or EMPTY_ANSWER, want["fine_tuned"]]
     next(b for b in at.button if b.key == "playground_clear").click().run()
     assert _answers(at) == []
 

@@ -77,7 +77,8 @@ def test_chat_locally_with_compare(finished_home, capsys):
                        "--max-new-tokens", "12", "--json")
     data = json.loads(out)
     assert code == 0 and data["system"] == "You are a concise assistant."
-    assert data["base"] and data["fine_tuned"] and data["base"] != data["fine_tuned"]
+    # The barely trained base model may end at once (an empty answer); the fine-tuned one answers, differently.
+    assert data["fine_tuned"] and data["base"] != data["fine_tuned"]
 
 
 def test_export_merge_then_serve_the_merged_model(finished_home, capsys, monkeypatch, tmp_path):
