@@ -243,6 +243,7 @@ def build_bootstrap(
     artifact: Literal["auto", "serve", "keep"] = "auto",
     hf_repo: str | None = None,
     channel_port: int = 8765,
+    channel: Literal["http", "stdout"] | None = None,
     linger_s: float = 600.0,
     stop_grace_s: float = 120.0,
     files_timeout_s: float = 1800.0,
@@ -253,14 +254,18 @@ def build_bootstrap(
     ``spec`` is the console's job spec; the machine gets a copy with paths relative to its work folder, the model
     replaced by ``model/`` when one is shipped, ``cost_per_hour = price_per_hour`` and ``started_epoch_s = now``
     (so the trainer's own budget guard counts from launch). ``spec.sink.kind`` picks the channel: ``http`` (served
-    report folder) or ``stdout`` (``@@FTC`` lines in the provider's log). ``release_cmd`` is a shell command that
+    report folder) or ``stdout`` (``@@FTC`` lines in the provider's log); ``channel`` names it when the trainer's
+    sink is ``supabase`` (team mode: the trainer reports to the team database with its job token, read from
+    ``$FTC_SINK_TOKEN``, while the script's own entries, files and artifact keep to the provider's channel). ``release_cmd`` is a shell command that
     releases this machine (``None`` where the provider releases it itself); it runs at the end, on failure and at
     the deadline. ``artifact_fallback`` defaults to ``serve`` for the http channel and ``keep`` otherwise.
     """
     now = time.time() if now is None else now
-    channel = spec.sink.kind
+    channel = channel or spec.sink.kind
     if channel not in ("http", "stdout"):
         raise LaunchError(f"A remote machine reports through 'http' or 'stdout', not {channel!r}.")
+    if spec.sink.kind not in (channel, "supabase"):
+        raise LaunchError(f"The trainer's sink '{spec.sink.kind}' does not go with the machine's '{channel}' channel.")
     if not _SAFE_ID.match(spec.job_id) or not _SAFE_ID.match(provider):
         raise LaunchError("Job ids and provider names may only hold letters, digits, '.', '_' and '-'.")
     if gpu_count < 1 or nodes < 1:

@@ -208,6 +208,10 @@ class JobService:
             token = self._credentials("huggingface").get("token")
             if token:
                 env["HF_TOKEN"] = token
+            if spec.sink.kind == "supabase" and spec.sink.token:
+                # Team mode: the trainer reports to the team database with its job token, which travels in the
+                # provider's secret env (the job file the machine receives carries no token).
+                env["FTC_SINK_TOKEN"] = spec.sink.token
         return LaunchRequest(
             job_id=job.id, job_dir=str(jdir), spec_path=str(spec_path), bootstrap="", gpu_type=job.gpu_type,
             gpu_count=job.gpu_count, params=params, env=env, budget_usd=job.budget_limit_usd,

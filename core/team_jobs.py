@@ -5,7 +5,9 @@ reporting through a per-job token.
   the consoles (and ``python -m core worker``), one acts on a given job at a time (design.md §2).
 - Provider clients are made per job owner, with the owner's credentials decrypted from the vault just for them.
 - ``sink_for`` issues a fresh job token and hands the training machine ``supabase`` as its sink: the project URL
-  and, packed in the sink token, the job token and the project's anon key (never the service key).
+  and, packed in the sink token, the job token and the project's anon key (never the service key). A remote
+  machine receives that token through its provider's secret env (``FTC_SINK_TOKEN``); a provider with no secret
+  env (Kaggle) keeps its own channel, and the team's pollers pull its rows into the team database.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class TeamJobService(JobService):
 
     # -- reporting -----------------------------------------------------------------------------------------
     def sink_for(self, job: JobRecord, prov: Provider) -> SinkSpec:
-        if not (self.team.url and self.team.anon_key):
+        if not (self.team.url and self.team.anon_key) or not prov.secret_env:
+            # No way to hand the machine a token: its rows come back through the provider's channel, pulled by
+            # the team's pollers into the team database.
             return super().sink_for(job, prov)
         token = issue_job_token(self.store, job.id)
         return SinkSpec(kind="supabase", url=self.team.url, token=pack_credential(token, self.team.anon_key))

@@ -26,7 +26,9 @@ def make_reporter(spec, is_main: bool):
     if not is_main:
         return NullReporter()
     s = spec.sink
-    sink = make_sink(s.kind, spec.job_id, path=s.path, url=s.url, token=s.token, port=s.port)
+    # A remote machine gets its sink's token through the provider's secret env, never in the job file it is sent.
+    token = s.token or os.environ.get("FTC_SINK_TOKEN") or None
+    sink = make_sink(s.kind, spec.job_id, path=s.path, url=s.url, token=token, port=s.port)
     spool = spec.spool_path or str(Path(spec.output_dir) / "spool.jsonl")
     return Reporter(sink, spec.job_id, spool, cancel_poll_s=spec.cancel_poll_s,
                     heartbeat_interval_s=spec.heartbeat_interval_s)

@@ -105,6 +105,9 @@ class Provider(ABC):
     capabilities: ClassVar[dict[str, str | None]] = {}
     # How a remote machine's rows reach the console in the embedded (SQLite) mode.
     report_channel: ClassVar[str] = "sqlite"
+    # Whether the machine can be handed a secret (pod env, job secrets) that its owner alone can read; without it,
+    # a team job's token cannot travel and the console pulls the rows through report_channel instead.
+    secret_env: ClassVar[bool] = True
 
     def __init__(self, credentials: dict[str, str] | None = None) -> None:
         self.credentials = credentials or {}

@@ -240,7 +240,7 @@ class HuggingFaceProvider(LogChannelProvider, Provider):
 
     def _secrets(self, req: LaunchRequest) -> dict[str, str]:
         # The machine needs a token to fetch the staged files and to push the model: the account's own.
-        return {"HF_TOKEN": self.token}
+        return {"HF_TOKEN": self.token, **{k: v for k, v in req.env.items() if k == "FTC_SINK_TOKEN" and v}}
 
     def _stage(self, repo_id: str, files: dict[str, Path]) -> dict[str, dict[str, Any]]:
         from huggingface_hub import CommitOperationAdd

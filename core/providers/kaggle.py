@@ -88,6 +88,7 @@ class KaggleProvider(LogChannelProvider, Provider):
     display_name = "Kaggle"
     Params = KaggleParams
     report_channel = "stdout"
+    secret_env = False  # a kernel's source is readable on Kaggle and the API has no secret store
     capabilities = {
         "gpu": None,
         "multi_gpu": None,  # T4 x2

@@ -127,12 +127,12 @@ def prepare_log_payload(req: Any, *, provider: str, price_per_hour: float | None
     from core.providers.remote import build_payload, payload_files
 
     spec = JobSpec.read(req.spec_path)
-    if spec.sink.kind != "stdout":
+    if spec.sink.kind not in ("stdout", "supabase"):
         raise LaunchError(f"{provider} machines report through their log (the stdout channel), but the job asks "
                           f"for '{spec.sink.kind}'.")
     fetch = stage(payload_files(req, spec))
     payload = build_payload(req, spec, fetch, provider=provider, price_per_hour=price_per_hour, work_dir=work_dir,
-                            release_cmd=release_cmd, python=python, **bootstrap_kw)
+                            release_cmd=release_cmd, python=python, channel="stdout", **bootstrap_kw)
     save_remote(req.job_id, provider=provider, price_per_hour=price_per_hour, deadline_epoch=payload.deadline_epoch,
                 ref=None, launched_at=None, ended_at=None)
     return payload

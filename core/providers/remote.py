@@ -29,12 +29,13 @@ class Payload:
 def prepare_payload(req: LaunchRequest, *, provider: str, price_per_hour: float, work_dir: str,
                     release_cmd: str | None, port: int, python: str = "python3", **bootstrap_kw: Any) -> Payload:
     spec = JobSpec.read(req.spec_path)
-    if spec.sink.kind != "http":
+    if spec.sink.kind not in ("http", "supabase"):
         raise LaunchError(f"{provider} machines report over the http channel, but the job asks for "
                           f"'{spec.sink.kind}'.")
     fetch = {name: {"source": "push", "local": str(path)} for name, path in payload_files(req, spec).items()}
     payload = build_payload(req, spec, fetch, provider=provider, price_per_hour=price_per_hour, work_dir=work_dir,
-                            release_cmd=release_cmd, python=python, channel_port=port, **bootstrap_kw)
+                            release_cmd=release_cmd, python=python, channel_port=port, channel="http",
+                            **bootstrap_kw)
     save_remote(req.job_id, provider=provider, port=port, price_per_hour=price_per_hour,
                 deadline_epoch=payload.deadline_epoch, push={k: v["local"] for k, v in fetch.items()}, ref=None,
                 launched_at=None, ended_at=None)

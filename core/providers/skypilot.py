@@ -48,7 +48,7 @@ SKY_REQUIREMENT = "skypilot==0.14.1"
 DRIVER = Path(__file__).with_name("sky_driver.py")
 WORK_DIR = "~/ftc"
 PAYLOAD_DIR = f"{WORK_DIR}/payload"  # where file_mounts put the job's files on every node
-SECRET_NAMES = ("HF_TOKEN",)
+SECRET_NAMES = ("HF_TOKEN", "FTC_SINK_TOKEN")
 FALLBACK_GPUS = {"T4": 16.0, "L4": 24.0, "A10G": 24.0, "L40S": 48.0, "A100": 40.0, "A100-80GB": 80.0,
                  "H100": 80.0, "H200": 141.0}
 

@@ -253,3 +253,35 @@ def test_the_job_spec_file_is_owner_only(tmp_path):
     spec.write(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert JobSpec.read(path).sink.token == "ftcjob_x:a"
+
+
+def test_a_team_job_keeps_the_providers_channel_and_its_token_out_of_the_script(tmp_path, stub_bundle):
+    spec = make_spec(tmp_path, "supabase")
+    spec = spec.model_copy(update={"sink": SinkSpec(kind="supabase", url="https://p.supabase.co",
+                                                    token="job-token-secret:anon-key")})
+    script = build_bootstrap(spec, provider="runpod", fetch=default_fetch(spec, stub_bundle), channel="http")
+    assert "FTC_CHANNEL=http" in script and "job-token-secret" not in script
+    with pytest.raises(LaunchError, match="'http' or 'stdout'"):
+        build_bootstrap(spec, provider="runpod", fetch=default_fetch(spec, stub_bundle))  # no channel named
+    with pytest.raises(LaunchError, match="does not go with"):
+        build_bootstrap(make_spec(tmp_path, "http"), provider="hf", fetch={}, channel="stdout")
+
+
+def test_the_trainer_takes_its_sink_token_from_the_secret_env(tmp_path, monkeypatch):
+    import trainer.report
+    from trainer.__main__ import make_reporter
+
+    seen = {}
+
+    def fake_make_sink(kind, job_id, **kw):
+        seen.update(kind=kind, **kw)
+        return trainer.report.NullSink()
+
+    monkeypatch.setattr(trainer.report, "make_sink", fake_make_sink)
+    monkeypatch.setenv("FTC_SINK_TOKEN", "job-token:anon")
+    spec = make_spec(tmp_path, "supabase").model_copy(update={"spool_path": str(tmp_path / "spool.jsonl")})
+    reporter = make_reporter(spec, is_main=True)
+    try:
+        assert seen["kind"] == "supabase" and seen["token"] == "job-token:anon"
+    finally:
+        reporter.finish(timeout=5)

@@ -94,6 +94,16 @@ def test_launch_gives_the_machine_a_job_token_and_the_owners_credentials(team, p
     written = json.dumps(json.loads(open(req.spec_path).read()))
     for secret in (pg_db, KEY, "alice-secret-value-1"):
         assert secret not in written  # the machine gets neither the database, the vault key nor the API key
+    assert req.env["FTC_SINK_TOKEN"] == spec.sink.token  # what a remote machine gets, through its secret env
+
+
+def test_a_provider_without_a_secret_env_keeps_its_channel_and_gets_no_token(team, pg_db, monkeypatch):
+    settings, base, alice, _, red, cfg = team
+    monkeypatch.setattr(TeamFake, "secret_env", False)
+    job = TeamJobService(base.as_user(alice, red), team=settings).deploy(cfg, provider="teamfake")
+    _, _, req = TeamFake.seen[0]
+    assert JobSpec.read(req.spec_path).sink.kind == "stdout" and "FTC_SINK_TOKEN" not in req.env
+    assert base.query("select job_id from public.job_tokens where job_id = %s", (job.id,)) == []
 
 
 def test_worker_polls_each_job_with_its_owners_credentials(team):
