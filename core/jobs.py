@@ -60,6 +60,11 @@ class JobService:
             self._built_with[name] = creds
         return self._providers[name]
 
+    def credentials(self, name: str) -> dict[str, str]:
+        """The credentials this service launches ``name`` with (the environment's and the page's; in team mode
+        the signed-in user's, from the vault). For fingerprints and masked display only."""
+        return dict(self._credentials(name))
+
     def reset_provider(self, name: str) -> None:
         """Forget a provider instance, so the next call builds it with the credentials as they are now."""
         self._providers.pop(name, None)

@@ -78,23 +78,32 @@ prov_cls = provider_class(provider)
 
 # -- credentials ----------------------------------------------------------------------------------------------------
 
-from core.credentials import ENV_VARS, credentials_for, mask, set_session_credentials  # noqa: E402
+from core.credentials import ENV_VARS, mask, set_session_credentials  # noqa: E402
 
 fields = ENV_VARS.get(provider, {})
 checked = st.session_state.setdefault("deploy_checked", {})
+# In team mode keys are each user's own, encrypted in the team database; a key typed here is saved there, never in
+# this process (which serves every signed-in user) and never read from the server's environment.
+team = bool(getattr(store(), "team_mode", False))
 if fields:
     st.subheader("Credentials")
-    have = credentials_for(provider)
+    have = svc.credentials(provider)
     cols = st.columns(len(fields))
     typed = {}
+    where = ("Stored encrypted for you alone (see **Account**); typed here it replaces your saved key." if team else
+             "Read from ${var} or .streamlit/secrets.toml [{provider}]; typed here it stays in this process only, "
+             "never in the database or a log.")
     for col, (field, var) in zip(cols, fields.items()):
         typed[field] = col.text_input(
             f"{field.replace('_', ' ')} ({var})", type="password", key=f"deploy_cred_{provider}_{field}",
-            placeholder=mask(have.get(field)) or "not set",
-            help=f"Read from ${var} or .streamlit/secrets.toml [{provider}]; typed here it stays in this process "
-                 "only, never in the database or a log.")
-    if any(typed.values()):
-        set_session_credentials(provider, {**{k: v for k, v in have.items() if k in fields}, **typed})
+            placeholder=mask(have.get(field)) or "not set", help=where.format(var=var, provider=provider))
+    if any(v and v != have.get(k) for k, v in typed.items()):  # a new key, not the one already in use
+        values = {**{k: v for k, v in have.items() if k in fields}, **{k: v for k, v in typed.items() if v}}
+        if team:
+            with guard("saving your key"):
+                svc.vault.save(provider, values)
+        else:
+            set_session_credentials(provider, values)
         svc.reset_provider(provider)
     if st.button("Check credentials", key="deploy_check", icon=":material/key:"):
         with guard("checking credentials"):
@@ -118,7 +127,7 @@ st.subheader("GPU")
 offers: list[dict[str, Any]] = []
 with guard("reading GPU offers"):
     # Offers are cached per credentials, so a new key is not answered with the old account's offers.
-    fingerprint = hashlib.sha256("\0".join(sorted(credentials_for(provider).values())).encode()).hexdigest()
+    fingerprint = hashlib.sha256("\0".join(sorted(svc.credentials(provider).values())).encode()).hexdigest()
     offers = _offers(provider, fingerprint)
 if not offers:
     st.warning("This provider offers no GPU right now (or its credentials are missing).")

@@ -146,3 +146,34 @@ def test_wrong_password_is_a_message_not_a_traceback(team_env):
     assert not at.exception
     assert [e.value for e in at.error] == ["Wrong email or password."]
     assert at.title[0].value == "Sign in"
+
+
+def test_a_key_typed_on_deploy_in_team_mode_is_saved_for_that_user_alone(team_env, demo_home):
+    from core.config import load_config_file
+    from core.credentials import credentials_for
+    from pages._team import STORE_KEY
+
+    dsn = team_env
+    at = sign_up(app(), "alice@example.com")
+    store = at.session_state[STORE_KEY][1]
+    store.save_config("demo-sft", load_config_file(demo_home / "demo" / "sft.yaml").to_dict())
+    at.session_state["deploy_provider"] = "runpod"
+    at.switch_page("pages/deploy.py")
+    at = at.run()
+    assert not at.exception, at.exception
+    assert "deploy_cred_runpod_api_key" in [t.key for t in at.text_input], [t.key for t in at.text_input]
+    at.text_input(key="deploy_cred_runpod_api_key").input(SECRET)
+    at = at.run()
+    assert SECRET not in page_text(at)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select u.email, c.api_key_encrypted from public.provider_credentials c"
+                            " join auth.users u on u.id = c.user_id").fetchall()
+    assert [(email, decrypt(KEY, blob)) for email, blob in rows] == [("alice@example.com", {"api_key": SECRET})]
+    assert credentials_for("runpod") == {}  # nothing kept in the process that serves every user
+
+    bob = sign_up(app(), "bob@example.com")  # another user of the same console sees no key of alice's
+    bob.session_state[STORE_KEY][1].save_config("bobs", load_config_file(demo_home / "demo" / "sft.yaml").to_dict())
+    bob.session_state["deploy_provider"] = "runpod"
+    bob.switch_page("pages/deploy.py")
+    bob = bob.run()
+    assert bob.text_input(key="deploy_cred_runpod_api_key").placeholder == "not set"
