@@ -47,9 +47,12 @@ class TeamJobService(JobService):
         return self.vault.credentials_for(provider, owner)
 
     def provider(self, name: str) -> Provider:
+        # One instance per owner, rebuilt when the owner saves another key (the poller may have built it first).
         key = f"{self._current_owner()}:{name}"
-        if key not in self._providers:
+        creds = self._credentials(name)
+        if key not in self._providers or self._built_with.get(key) != creds:
             self._providers[key] = self._factory(name)
+            self._built_with[key] = creds
         return self._providers[key]
 
     @contextmanager

@@ -116,6 +116,12 @@ def test_worker_polls_each_job_with_its_owners_credentials(team):
     polled = {ref: creds["api_key"] for event, creds, ref in TeamFake.seen if event == "status"}
     jobs = {j.user_id: j.provider_ref for j in base.list_jobs()}
     assert polled == {jobs[alice.user_id]: "alice-secret-value-1", jobs[bob.user_id]: "bob-secret-value-22"}
+    # Alice saves a new key: the worker's next poll of her job uses it, not the instance built with the old one.
+    CredentialVault(base.as_user(alice), KEY).save("teamfake", {"api_key": "alice-new-secret-333"})
+    TeamFake.seen.clear()
+    worker.poll_all()
+    polled = {ref: creds["api_key"] for event, creds, ref in TeamFake.seen if event == "status"}
+    assert polled[jobs[alice.user_id]] == "alice-new-secret-333"
 
 
 def test_pollers_skip_a_job_another_console_is_acting_on(team, pg_db):
