@@ -14,6 +14,7 @@ flag on its own schedule, so the training thread only reads a cached boolean.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sys
@@ -21,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
+
+log = logging.getLogger("finetune_console.report")
 
 
 class SinkUnavailable(Exception):
@@ -151,6 +154,21 @@ def _looks_transient(exc: Exception) -> bool:
                                    "operationalerror", "readonly", "not exist"))
 
 
+# The job fields a training machine may set, as the team database's private.apply_job_fields allows them: status
+# goes through the lifecycle's transitions, and ownership, provider, cancel and billing fields stay the console's.
+MACHINE_JOB_FIELDS = frozenset({
+    "artifact_path", "current_step", "dataset_size", "epoch", "error_message", "estimate", "final_loss", "progress",
+    "reason", "total_cost_usd", "total_steps", "heartbeat_at",
+})
+
+
+def _machine_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    dropped = set(fields) - MACHINE_JOB_FIELDS
+    if dropped:
+        log.warning("ignored job fields a machine may not set: %s", ", ".join(sorted(dropped)))
+    return {k: v for k, v in fields.items() if k in MACHINE_JOB_FIELDS}
+
+
 def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> None:
     """Apply spooled entries to a store, idempotently. Also used by the console to ingest pulled rows.
 
@@ -180,13 +198,14 @@ def apply_entries(store: Any, job_id: str, entries: list[dict[str, Any]]) -> Non
         elif kind == "predictions":
             preds.extend(payload["rows"])
         elif kind in ("job", "heartbeat"):
+            payload = _machine_fields(payload)
             if "estimate" in payload and "estimate" in job:
                 payload = {**payload, "estimate": {**job["estimate"], **(payload["estimate"] or {})}}
             job.update(payload)
         else:
             flush_pending()  # rows and fields land before the state change that follows them
             if kind == "status":
-                store.transition_job(job_id, payload["status"], **dict(payload.get("fields") or {}))
+                store.transition_job(job_id, payload["status"], **_machine_fields(dict(payload.get("fields") or {})))
             elif kind == "error":
                 known = {(x.error_type, x.error_message) for x in store.get_errors(job_id)}
                 if (payload["error_type"], payload["message"]) not in known:

@@ -82,13 +82,13 @@ def test_a_backoff_is_not_cut_short_by_new_rows(store, job, tmp_path):
 def test_a_row_the_store_refuses_is_set_aside_and_the_rest_flows(store, job, tmp_path):
     rep = reporter_for(store, tmp_path, poison_after=2)
     rep.metrics([{"step": 1, "loss": 1.0}])
-    rep.job(no_such_column=1)  # the store refuses it: a bug to report, not an outage to wait out
+    rep.metrics([{"loss": 0.7}])  # no step: the store refuses it, a bug to report, not an outage to wait out
     rep.metrics([{"step": 2, "loss": 0.5}])
     assert rep.finish("completing", timeout=30)
     assert [r["step"] for r in store.get_metrics("job_report")] == [1, 2]
     assert rep.rejected == 1
     rejected = [json.loads(x) for x in (tmp_path / "spool.rejected.jsonl").read_text().splitlines()]
-    assert rejected[0]["payload"] == {"no_such_column": 1} and "no_such_column" in rejected[0]["error"]
+    assert rejected[0]["payload"] == {"rows": [{"loss": 0.7}]} and "step" in rejected[0]["error"]
     assert store.get_job("job_report").status == "completing"
 
 
@@ -162,3 +162,29 @@ def test_rows_written_while_the_database_file_is_gone_arrive_once_it_is_back(sto
     assert rep.finish("completing", timeout=30)
     assert [r["step"] for r in store.get_metrics("job_report")] == list(range(1, 7))
     assert store.get_job("job_report").status == "completing"
+
+
+def test_a_machine_sets_only_its_own_job_fields(store, job):
+    """Pulled rows come from a machine the console does not trust with its job row: status goes through the
+    lifecycle, and fields such as the provider, the owner or the cancel flag stay the console's."""
+    store.update_job("job_report", provider="runpod", cost_per_hour=2.0)
+    apply_entries(store, "job_report", [
+        {"seq": 1, "kind": "job", "payload": {"current_step": 7, "status": "completed", "provider": "local",
+                                              "cost_per_hour": 0.0, "cancel_requested": True}},
+        {"seq": 2, "kind": "status", "payload": {"status": "completing",
+                                                 "fields": {"final_loss": 0.5, "user_id": "someone-else"}}},
+    ])
+    got = store.get_job("job_report")
+    assert (got.current_step, got.final_loss, got.status) == (7, 0.5, "completing")
+    assert (got.provider, got.cost_per_hour, got.cancel_requested, got.user_id) == ("runpod", 2.0, False, None)
+
+
+def test_machine_fields_match_the_team_databases_ingest_functions():
+    import re
+    from pathlib import Path
+
+    from trainer.report import MACHINE_JOB_FIELDS
+
+    sql = (Path(__file__).resolve().parents[2] / "supabase" / "migrations" / "20261129000000_team_mode.sql").read_text()
+    in_sql = set(re.findall(r"p_fields \? '([a-z_]+)'", sql))
+    assert in_sql and in_sql | {"heartbeat_at"} == MACHINE_JOB_FIELDS  # heartbeat_at: the database's clock there
