@@ -31,6 +31,8 @@ class TeamJobService(JobService):
         self.team = team or team_settings()
         self.vault = vault or CredentialVault(store, self.team.credentials_key)
         self._owner: str | None = None
+        # Credentials read once per job acted on (a poll calls provider() several times; each read is a query).
+        self._read: dict[tuple[str, str], dict[str, str]] | None = None
         super().__init__(store, credentials=self._owner_credentials, **kw)
 
     # -- whose credentials --------------------------------------------------------------------------------
@@ -44,7 +46,11 @@ class TeamJobService(JobService):
         owner = self._current_owner()
         if owner is None or not self.team.credentials_key:
             return {}
-        return self.vault.credentials_for(provider, owner)
+        if self._read is None:
+            return self.vault.credentials_for(provider, owner)
+        if (owner, provider) not in self._read:
+            self._read[owner, provider] = self.vault.credentials_for(provider, owner)
+        return self._read[owner, provider]
 
     def provider(self, name: str) -> Provider:
         # One instance per owner, rebuilt when the owner saves another key (the poller may have built it first).
@@ -58,11 +64,12 @@ class TeamJobService(JobService):
     @contextmanager
     def _acting_for(self, job_id: str) -> Iterator[JobRecord]:
         job = self.store.get_job(job_id)
-        previous, self._owner = self._owner, job.user_id
+        previous = (self._owner, self._read)
+        self._owner, self._read = job.user_id, {}
         try:
             yield job
         finally:
-            self._owner = previous
+            self._owner, self._read = previous
 
     # -- the lifecycle, per owner and under a lock ------------------------------------------------------------
     def poll(self, job_id: str) -> JobRecord:

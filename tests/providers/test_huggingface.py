@@ -12,11 +12,11 @@ import pytest
 
 from core import lifecycle as L
 from core.errors import AuthError, LaunchError, ProviderUnavailable, QuotaError, RateLimited
-from core.jobs import JobService, ServiceSettings
 from core.providers.http_channel import console_id, resource_name
 from core.providers.huggingface import HuggingFaceProvider
 from tests.fakes.hf_api import FakeHub
 from tests.fakes.loopback import Response
+from tests.providers.conftest import ftc, launch_demo
 
 
 @pytest.fixture()
@@ -30,25 +30,8 @@ def provider(fake):
     return HuggingFaceProvider({"token": fake.token}, endpoint=fake.url)
 
 
-@pytest.fixture()
-def service(demo_home, provider):
-    from core.store import open_store
-
-    return JobService(open_store(), provider_factory=lambda name: provider,
-                      settings=ServiceSettings(provisioning_timeout_s=3600))
-
-
 def launch(service, demo_home, gpu_type="A10G", **kw):
-    from core.config import load_config_file
-
-    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
-    job = service.create(cfg, provider="huggingface", gpu_type=gpu_type, budget_usd=kw.pop("budget_usd", 2.0),
-                         params=kw.pop("params", {}), **kw)
-    return service.launch(job.id)
-
-
-def ftc(obj) -> str:
-    return "@@FTC " + json.dumps(obj)
+    return launch_demo(service, demo_home, "huggingface", gpu_type=gpu_type, **{"budget_usd": 2.0, **kw})
 
 
 def test_credentials_checked_with_whoami(provider, fake):

@@ -12,10 +12,10 @@ import pytest
 
 from core import lifecycle as L
 from core.errors import AuthError, ProviderUnavailable, RateLimited
-from core.jobs import JobService, ServiceSettings
 from core.providers.kaggle import KaggleProvider, join_kernel_log, kaggle_slug
 from tests.fakes.kaggle_api import FakeKaggle
 from tests.fakes.loopback import Response
+from tests.providers.conftest import ftc, launch_demo
 
 
 @pytest.fixture(autouse=True)
@@ -36,25 +36,8 @@ def provider(fake):
     return KaggleProvider({"username": fake.username, "key": fake.key}, endpoint=fake.url)
 
 
-@pytest.fixture()
-def service(demo_home, provider):
-    from core.store import open_store
-
-    return JobService(open_store(), provider_factory=lambda name: provider,
-                      settings=ServiceSettings(provisioning_timeout_s=3600))
-
-
 def launch(service, demo_home, gpu_type="T4", **kw):
-    from core.config import load_config_file
-
-    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
-    job = service.create(cfg, provider="kaggle", gpu_type=gpu_type, budget_usd=kw.pop("budget_usd", None),
-                         params=kw.pop("params", {}), **kw)
-    return service.launch(job.id)
-
-
-def ftc(obj) -> str:
-    return "@@FTC " + json.dumps(obj)
+    return launch_demo(service, demo_home, "kaggle", gpu_type=gpu_type, **kw)
 
 
 def test_credentials_checked_with_a_list_call_and_the_quota_shown(provider, fake):

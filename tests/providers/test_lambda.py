@@ -10,12 +10,12 @@ import pytest
 
 from core import lifecycle as L
 from core.errors import AuthError, LaunchError, ProviderUnavailable, RateLimited
-from core.jobs import JobService, ServiceSettings
 from core.providers.http_channel import job_token, resource_name, save_remote
 from core.providers.lambda_labs import LambdaClient, LambdaProvider
 from tests.fakes.lambda_api import FakeLambda
 from tests.fakes.loopback import Response
 from tests.fakes.machine import free_port
+from tests.providers.conftest import launch_demo
 
 
 @pytest.fixture()
@@ -29,21 +29,8 @@ def provider(fake):
     return LambdaProvider({"api_key": fake.api_key}, base_url=f"{fake.url}/api/v1")
 
 
-@pytest.fixture()
-def service(demo_home, provider):
-    from core.store import open_store
-
-    return JobService(open_store(), provider_factory=lambda name: provider,
-                      settings=ServiceSettings(provisioning_timeout_s=3600))
-
-
 def launch(service, demo_home, gpu_type="A10", **kw):
-    from core.config import load_config_file
-
-    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
-    job = service.create(cfg, provider="lambda", gpu_type=gpu_type, budget_usd=kw.pop("budget_usd", 3.0),
-                         params=kw.pop("params", {}), **kw)
-    return service.launch(job.id)
+    return launch_demo(service, demo_home, "lambda", gpu_type=gpu_type, **{"budget_usd": 3.0, **kw})
 
 
 def test_credentials_checked_with_instance_types(provider, fake):

@@ -10,7 +10,7 @@ import pytest
 
 from core import lifecycle as L
 from core.errors import AuthError, ProviderUnavailable
-from core.jobs import JobService, ServiceSettings
+from core.jobs import JobService
 from core.providers.http_channel import job_token, resource_name
 from core.providers.runpod import RunPodParams, RunPodProvider
 from tests.fakes.loopback import Response
@@ -40,14 +40,6 @@ def fake(monkeypatch, clock):
 @pytest.fixture()
 def provider(fake):
     return RunPodProvider({"api_key": fake.api_key}, proxy_url="http://127.0.0.1:1/{pod_id}/{port}")
-
-
-@pytest.fixture()
-def service(demo_home, provider):
-    from core.store import open_store
-
-    return JobService(open_store(), provider_factory=lambda name: provider,
-                      settings=ServiceSettings(provisioning_timeout_s=3600))
 
 
 def demo_cfg(demo_home):

@@ -14,10 +14,10 @@ import yaml
 
 from core import lifecycle as L
 from core.errors import AuthError, LaunchError, NoCapacityError, ProviderError
-from core.jobs import JobService, ServiceSettings
 from core.providers.base import provider_names
 from core.providers.http_channel import job_for_ref, load_remote, resource_name
 from core.providers.skypilot import SkyParams, SkyPilotProvider, accelerators_for
+from tests.providers.conftest import launch_demo
 
 FAKE_PKG = Path(__file__).resolve().parents[1] / "fakes" / "sky_pkg"
 
@@ -58,22 +58,8 @@ def provider(fake):
     return p
 
 
-@pytest.fixture()
-def service(demo_home, provider):
-    from core.store import open_store
-
-    return JobService(open_store(), provider_factory=lambda name: provider,
-                      settings=ServiceSettings(provisioning_timeout_s=3600))
-
-
 def launch(service, demo_home, **kw):
-    from core.config import load_config_file
-
-    cfg = load_config_file(demo_home / "demo" / "sft.yaml")
-    job = service.create(cfg, provider="skypilot", gpu_type=kw.pop("gpu_type", "A100"),
-                         gpu_count=kw.pop("gpu_count", 1), budget_usd=kw.pop("budget_usd", 5.0),
-                         params=kw.pop("params", {}), **kw)
-    return service.launch(job.id)
+    return launch_demo(service, demo_home, "skypilot", **{"gpu_type": "A100", "budget_usd": 5.0, **kw})
 
 
 def test_registered_with_params_and_multi_node():

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from core import lifecycle as L
-from tests.providers.test_skypilot import fake, provider, service  # noqa: F401 - fixtures
+from tests.providers.test_skypilot import fake, provider  # noqa: F401 - fixtures
 from tests.providers.test_runpod_e2e import small_demo
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]

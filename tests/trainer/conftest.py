@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,13 +47,9 @@ def store(console_home: Path):
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300.0, interval: float = 0.05) -> Any:
     """Poll ``check`` until it returns something truthy; the timeout only guards against a hung run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    from tests.fakes.machine import wait_for as poll
+
+    return poll(check, timeout, interval, what)
 
 
 def logged(log_history: list[dict[str, Any]], key: str) -> dict[int, dict[str, Any]]:
