@@ -31,7 +31,7 @@ def test_finished_job_to_playground_answer(finished_home, artifacts_dir):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from core.playground import GenerationSettings, build_messages, local_chat
+    from core.playground import EMPTY_ANSWER, GenerationSettings, build_messages, local_chat
     from core.store import open_store
 
     model = open_store().get_model(finished_home.model_id)
@@ -70,6 +70,8 @@ def test_finished_job_to_playground_answer(finished_home, artifacts_dir):
 
     assert texts[0].strip() == PROMPT
     assert texts[1].splitlines()[0] == "Base model" and texts[2].splitlines()[0] == "Fine-tuned"
-    assert " ".join(texts[1].splitlines()[1:]).split() == expected["base"].split()
-    assert " ".join(texts[2].splitlines()[1:]).split() == expected["fine_tuned"].split()
+    for shown, side in ((texts[1], "base"), (texts[2], "fine_tuned")):
+        # The tiny base model may end its answer at once; the page then says so (markdown italics, drawn as text).
+        want = expected[side] or EMPTY_ANSWER.strip("_")
+        assert " ".join(shown.splitlines()[1:]).split() == want.split(), side
     assert (artifacts_dir / "serving-2-playground-answer.png").stat().st_size > 10_000
