@@ -52,7 +52,7 @@ def _qa_pairs(rng: random.Random) -> list[tuple[str, str, str]]:
             out.append((q, f"The capital of {country} is {capital}.", f"The capital of {country} is {wrong}."))
     things = list(COLOURS)
     for thing, colour in COLOURS.items():
-        wrong = rng.choice([c for c in set(COLOURS.values()) if c != colour])
+        wrong = rng.choice(sorted({c for c in COLOURS.values() if c != colour}))  # sorted: a set's order varies per process
         out.append((f"What colour is the {thing}?", f"The {thing} is {colour}.", f"The {thing} is {wrong}."))
     for a in range(0, 10):
         for b in range(0, 10):

@@ -208,6 +208,7 @@ class ReportDir:
 class _Handler(BaseHTTPRequestHandler):
     server: "ChannelServer"
     protocol_version = "HTTP/1.1"
+    timeout = 300  # seconds of silence on one connection (a stalled handshake or upload) before it is dropped
 
     def log_message(self, fmt: str, *args: Any) -> None:  # requests carry no secret, but keep the log for training
         pass
@@ -325,12 +326,27 @@ class ChannelServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, report: ReportDir, token: str, job_id: str, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
-                 log_path: str | Path | None = None) -> None:
+                 log_path: str | Path | None = None, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate PEM, key PEM) the console issued for this job; it pins the certificate."""
         if not token:
             raise ValueError("the report channel needs a job token (FTC_REPORT_TOKEN)")
         self.report, self.token, self.job_id = report, token, job_id
         self.log_path = Path(log_path) if log_path else None
         super().__init__((host, port), _Handler)
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(*_pem_files(report.root, *tls))
+            # The handshake runs in the request's thread, so a client that stalls in it holds up no other.
+            self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A port on a public IP meets scanners, failed handshakes and dropped connections: none is the job's news.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def state_doc(self) -> dict[str, Any]:
         rd = self.report
@@ -340,6 +356,23 @@ class ChannelServer(ThreadingHTTPServer):
     def start(self) -> "ChannelServer":
         threading.Thread(target=self.serve_forever, name="ftc-channel", daemon=True).start()
         return self
+
+
+def tls_from_env() -> tuple[str, str] | None:
+    """The channel's certificate and key, when the console sent them (a machine serving on its public IP)."""
+    cert, key = os.environ.get("FTC_REPORT_TLS_CERT"), os.environ.get("FTC_REPORT_TLS_KEY")
+    return (cert, key) if cert and key else None
+
+
+def _pem_files(root: Path, cert: str, key: str) -> tuple[str, str]:
+    # ssl loads a key only from a file; it stays readable by this user alone.
+    root.mkdir(parents=True, exist_ok=True)
+    paths = (root / ".channel-cert.pem", root / ".channel-key.pem")
+    for path, text in zip(paths, (cert, key)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    return str(paths[0]), str(paths[1])
 
 
 def tail_text(path: Path | None, lines: int) -> str:
@@ -396,7 +429,7 @@ def make_http_sink(job_id: str, *, token: str | None = None, port: int | None = 
         return HttpSink(report)
     token = token or os.environ.get("FTC_REPORT_TOKEN") or ""
     host = os.environ.get("FTC_REPORT_HOST", "0.0.0.0")
-    server = ChannelServer(report, token, job_id, host=host, port=port or DEFAULT_PORT).start()
+    server = ChannelServer(report, token, job_id, host=host, port=port or DEFAULT_PORT, tls=tls_from_env()).start()
     return HttpSink(report, server, float(os.environ.get("FTC_REPORT_LINGER_S", 300)))
 
 
@@ -456,7 +489,7 @@ def _cmd_emit_job(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     server = ChannelServer(ReportDir(args.dir), os.environ.get("FTC_REPORT_TOKEN", ""), args.job_id,
-                           host=args.host, port=args.port, log_path=args.log)
+                           host=args.host, port=args.port, log_path=args.log, tls=tls_from_env())
     server.serve_forever()
     return 0
 

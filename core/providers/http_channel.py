@@ -1,6 +1,7 @@
 """The console's side of the report channel that remote machines serve (``trainer/sink_http.py``).
 
-Providers whose machines expose a port (RunPod through its HTTPS proxy, Lambda on the instance's public IP) use
+Providers whose machines expose a port (RunPod through its HTTPS proxy, Lambda on the instance's public IP over
+TLS pinned to a per-job certificate, ``channel_tls.py``) use
 it in the embedded mode: the console pulls the machine's rows, pushes the files the machine waits for (bundle,
 dataset, local model) and downloads the artifact when no Hugging Face token was given. Nothing here needs a
 database server, so a person with a RunPod key alone can train remotely and watch it live.
@@ -126,18 +127,34 @@ def estimated_cost(job_id: str, *, alive: bool) -> float | None:
 # -- the client ---------------------------------------------------------------------------------------------------
 
 class ChannelClient:
-    def __init__(self, base_url: str, token: str, *, timeout: float = 20.0) -> None:
+    """``pin``: the SHA-256 of the only certificate to accept (a machine serving TLS on its IP, channel_tls.py)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 20.0, pin: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.pin = pin
+        if pin and not self.base_url.startswith("https://"):
+            raise ProviderError("A pinned report channel must be reached over https.")
 
     def _req(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> Any:
         import requests
 
+        send = requests.request
+        if self.pin:
+            if not hasattr(self, "_pinned"):
+                from core.providers.channel_tls import pinned_request
+
+                self._pinned = pinned_request(self.pin)
+            send = self._pinned
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         try:
-            r = requests.request(method, self.base_url + path, headers=headers, timeout=self.timeout,
-                                 stream=stream, **kw)
+            r = send(method, self.base_url + path, headers=headers, timeout=self.timeout, stream=stream, **kw)
+        except requests.exceptions.SSLError:
+            # Before any byte of the request (token included) was sent. Still retried: the port may yet belong
+            # to a process other than the channel while the machine boots.
+            raise ProviderUnavailable("The machine's report channel did not present the certificate this console "
+                                      "issued for the job; nothing was sent to it.") from None
         except requests.RequestException as exc:
             raise ProviderUnavailable(f"The machine's report channel is not reachable yet ({type(exc).__name__}).")
         if r.status_code < 400:
@@ -249,7 +266,9 @@ class ChannelProvider:
     def _channel(self, ref: str) -> tuple[ChannelClient, str] | None:
         job_id = job_for_ref(self.name, ref)
         url = self.channel_url(ref, job_id) if job_id else None
-        return (ChannelClient(url, job_token(job_id)), job_id) if url and job_id else None
+        if not (url and job_id):
+            return None
+        return ChannelClient(url, job_token(job_id), pin=(load_remote(job_id) or {}).get("tls_sha256")), job_id
 
     def _docs(self) -> dict[str, dict[str, Any]]:
         if not hasattr(self, "_channel_docs"):

@@ -13,7 +13,9 @@ release itself with the account key; ``self_terminate`` (on by default) ships th
 and for the budget deadline. Turned off, the console terminates the instance when the job ends, but a closed
 console then cannot stop the bill at the deadline.
 
-The instance serves the report channel on its public IP; the console pulls rows from ``http://<ip>:<port>``.
+The instance serves the report channel on its public IP; the console pulls rows from ``https://<ip>:<port>``,
+accepting only the self-signed certificate it issued for the job (``channel_tls.py``), whose key travels in the
+env file beside the channel token.
 Cost is estimated as price x time since launch (the API reports no per-instance spend).
 """
 
@@ -32,6 +34,7 @@ from core.providers.base import (
     GPUOffer, LaunchRequest, Provider, ProviderParams, ProviderRef, ProviderStatus, call_with_retries,
     map_http_error, map_state, register,
 )
+from core.providers.channel_tls import issue_channel_cert
 from core.providers.http_channel import (
     ChannelProvider, console_id, estimated_cost, job_for_ref, job_from_name, job_token, load_remote,
     resource_name, save_remote,
@@ -207,7 +210,10 @@ class LambdaProvider(ChannelProvider, Provider):
                        f"--base-url {shlex.quote(self.base_url)} --name {shlex.quote(rname)}")
         payload = prepare_payload(req, provider=self.name, price_per_hour=price, work_dir=WORK_DIR,
                                   release_cmd=release, port=params.port)
-        env = {**req.env, "FTC_REPORT_TOKEN": job_token(req.job_id)}
+        cert = issue_channel_cert(req.job_id)
+        save_remote(req.job_id, tls_sha256=cert.sha256)
+        env = {**req.env, "FTC_REPORT_TOKEN": job_token(req.job_id),
+               "FTC_REPORT_TLS_CERT": cert.cert_pem, "FTC_REPORT_TLS_KEY": cert.key_pem}
         if params.self_terminate:
             env["LAMBDA_API_KEY"] = client.api_key
         user_data = build_user_data(payload.script, env)
@@ -296,7 +302,10 @@ class LambdaProvider(ChannelProvider, Provider):
 
     def channel_url(self, ref: str, job_id: str) -> str | None:
         doc = load_remote(job_id) or {}
-        return f"http://{doc['ip']}:{doc['port']}" if doc.get("ip") and doc.get("port") else None
+        if not (doc.get("ip") and doc.get("port")):
+            return None
+        # A launch from before the channel had TLS left no pin; its machine serves plain http.
+        return f"{'https' if doc.get('tls_sha256') else 'http'}://{doc['ip']}:{doc['port']}"
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 
@@ -10,7 +11,7 @@ import pytest
 
 from core import lifecycle as L
 from core.errors import AuthError, LaunchError, ProviderUnavailable, RateLimited
-from core.providers.http_channel import job_token, resource_name, save_remote
+from core.providers.http_channel import job_token, load_remote, resource_name, save_remote
 from core.providers.lambda_labs import LambdaClient, LambdaProvider
 from tests.fakes.lambda_api import FakeLambda
 from tests.fakes.loopback import Response
@@ -64,6 +65,10 @@ def test_launch_sends_the_bootstrap_as_cloud_init_user_data(service, demo_home, 
     env_b64, script_b64 = re.findall(r"printf '%s' '([A-Za-z0-9+/=]+)'", ud)
     env = base64.b64decode(env_b64).decode()
     assert f"FTC_REPORT_TOKEN={job_token(job.id)}" in env and f"LAMBDA_API_KEY={fake.api_key}" in env
+    # The channel's TLS key goes with the token; the console keeps only the certificate's fingerprint.
+    cert, key = _shipped_tls(body)
+    assert "BEGIN PRIVATE KEY" in key and load_remote(job.id)["tls_sha256"] == _fingerprint(cert)
+    assert "PRIVATE KEY" not in json.dumps(load_remote(job.id))
     script = base64.b64decode(script_b64).decode()
     assert "release-lambda" in script and f"FTC_JOB_ID={job.id}" in script
 
@@ -171,15 +176,37 @@ def test_reaper_and_label(service, demo_home, fake, provider):
     assert fake.instances[other]["status"] == "booting" and fake.instances[job.provider_ref]["status"] == "booting"
 
 
+def _shipped_env(body: dict) -> dict[str, str]:
+    """The env file a launch put in the user data, as the instance's shell reads it."""
+    env_b64 = re.findall(r"printf '%s' '([A-Za-z0-9+/=]+)'", body["user_data"])[0]
+    out = subprocess.run(["bash", "-c", 'set -a; . /dev/stdin; env -0'], input=base64.b64decode(env_b64),
+                         capture_output=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    return dict(kv.split("=", 1) for kv in out.decode().split("\0") if "=" in kv)
+
+
+def _shipped_tls(body: dict) -> tuple[str, str]:
+    env = _shipped_env(body)
+    return env["FTC_REPORT_TLS_CERT"], env["FTC_REPORT_TLS_KEY"]
+
+
+def _fingerprint(cert_pem: str) -> str:
+    import hashlib
+    import ssl
+
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem)).hexdigest()
+
+
 @pytest.fixture()
 def channel(service, demo_home, fake, tmp_path):
-    """A launched job whose instance is active and serves the real channel server on this machine."""
+    """A launched job whose instance is active and serves the real channel server on this machine, with the TLS
+    certificate and key the launch shipped in the user data."""
     from trainer.sink_http import ChannelServer, ReportDir
 
     port = free_port()
     job = launch(service, demo_home, params={"port": port})
     rd = ReportDir(tmp_path / "report")
-    server = ChannelServer(rd, job_token(job.id), job.id, host="127.0.0.1", port=port).start()
+    server = ChannelServer(rd, job_token(job.id), job.id, host="127.0.0.1", port=port,
+                           tls=_shipped_tls(fake.launch_bodies[-1])).start()
     fake.set_status(job.provider_ref, "active")
     rd.append([{"kind": "status", "payload": {"status": "running", "fields": {}}}])
     yield job, rd
@@ -188,12 +215,13 @@ def channel(service, demo_home, fake, tmp_path):
 
 
 def test_rows_come_from_the_instance_channel_and_a_finished_instance_is_released(service, fake, channel):
-    """The console pulls from http://<instance ip>:<port>, served here by the real channel server."""
+    """The console pulls from https://<instance ip>:<port>, served here by the real channel server."""
     job, rd = channel
     rd.append([{"kind": "metrics", "payload": {"rows": [{"step": 3, "loss": 1.25}]}}])
     rd.heartbeat({"current_step": 3, "progress": 0.3})
     job = service.poll(job.id)
     assert job.status == L.RUNNING and job.current_step == 3
+    assert service.provider("lambda").channel_url(job.provider_ref, job.id).startswith("https://127.0.0.1:")
     assert [m["loss"] for m in service.store.get_metrics(job.id)] == [1.25]
     # The trainer finishes; the bootstrap offers no artifact (HF upload) and marks itself finished.
     rd.append([{"kind": "status", "payload": {"status": "completing", "fields": {"progress": 1.0}}},
@@ -212,3 +240,38 @@ def test_cancel_reaches_the_trainer_through_the_channel(service, channel):
     service.cancel(job.id)
     service.poll(job.id)
     assert (rd.root / "cancel").exists()  # the trainer's http sink sees it and stops at the next step
+
+
+def test_the_channel_is_tls_pinned_to_the_job_certificate(service, fake, channel, tmp_path):
+    """A plain-http request gets no row; a server with any other certificate gets no request (so no token)."""
+    import requests
+
+    from core.providers.channel_tls import issue_channel_cert
+    from core.providers.http_channel import ChannelClient
+    from trainer.sink_http import ChannelServer, ReportDir
+
+    job, rd = channel
+    service.poll(job.id)  # the console learns the instance's address
+    url = service.provider("lambda").channel_url(job.provider_ref, job.id)
+    pin = load_remote(job.id)["tls_sha256"]
+    assert ChannelClient(url, job_token(job.id), pin=pin).state()["job_id"] == job.id
+    with pytest.raises(requests.RequestException):
+        requests.get(url.replace("https://", "http://") + "/v1/state", timeout=5,
+                     headers={"Authorization": f"Bearer {job_token(job.id)}"})
+
+    other = issue_channel_cert(job.id)  # an impostor on the address, with a certificate of its own
+    port = free_port()
+    impostor_dir = ReportDir(tmp_path / "impostor")
+    impostor = ChannelServer(impostor_dir, job_token(job.id), job.id, host="127.0.0.1", port=port,
+                             tls=(other.cert_pem, other.key_pem)).start()
+    try:
+        with pytest.raises(ProviderUnavailable, match="did not present the certificate"):
+            ChannelClient(f"https://127.0.0.1:{port}", job_token(job.id), pin=pin).cancel()
+        assert not (impostor_dir.root / "cancel").exists()  # the request never reached it
+        ChannelClient(f"https://127.0.0.1:{port}", job_token(job.id), pin=other.sha256).cancel()
+        assert (impostor_dir.root / "cancel").exists()  # while its own pin gets through
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+    with pytest.raises(Exception, match="https"):
+        ChannelClient(url.replace("https://", "http://"), job_token(job.id), pin=pin)

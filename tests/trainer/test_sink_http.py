@@ -59,3 +59,44 @@ def test_wrong_token_and_damaged_pushes_are_refused(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_bootstrap_serves_tls_with_the_certificate_from_its_env(tmp_path):
+    """``ftc_channel.py serve`` as the Lambda bootstrap runs it: standard library only, the certificate and key
+    from the env file; the console's pinned client pulls rows, and a console without the pin is refused."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    from core.providers.channel_tls import issue_channel_cert
+    from tests.fakes.machine import wait_for
+
+    cert = issue_channel_cert("job_t")
+    port = free_port()
+    rd = ReportDir(tmp_path / "report")
+    rd.append([{"kind": "metrics", "payload": {"rows": [{"step": 1, "loss": 2.5}]}}])
+    script = Path(__file__).resolve().parents[2] / "trainer" / "sink_http.py"
+    env = {"PATH": os.environ["PATH"], "FTC_REPORT_TOKEN": "tok", "FTC_REPORT_TLS_CERT": cert.cert_pem,
+           "FTC_REPORT_TLS_KEY": cert.key_pem}
+    proc = subprocess.Popen([sys.executable, "-I", str(script), "--dir", str(rd.root), "serve", "--job-id", "job_t",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path)
+    try:
+        client = ChannelClient(f"https://127.0.0.1:{port}", "tok", pin=cert.sha256)
+
+        def pulled():
+            try:
+                return client.entries(0)
+            except ProviderError:
+                return None
+
+        doc = wait_for(pulled, 30, what="the TLS channel to serve")
+        assert [e["payload"]["rows"][0]["loss"] for e in doc["entries"]] == [2.5]
+        with pytest.raises(requests.exceptions.SSLError):  # CA-verified https: a self-signed certificate fails
+            requests.get(f"https://127.0.0.1:{port}/v1/state", timeout=5)
+        assert oct((rd.root / ".channel-key.pem").stat().st_mode)[-3:] == "600"
+    finally:
+        proc.terminate()
+        proc.wait(10)
