@@ -320,6 +320,10 @@ class KaggleProvider(LogChannelProvider, Provider):
                                ref)
         return join_kernel_log(resp.log or "") if resp is not None else ""
 
+    def artifact_uri(self, ref: str, reported: str) -> str:
+        # The kernel copies output/final to /kaggle/working/final: the notebook's Output tab, kept with the notebook.
+        return f"https://www.kaggle.com/code/{ref}/output"
+
     def cancel(self, ref: str) -> None:
         """Stop a live notebook (by deleting it), keep a finished one for its output; delete the staged dataset."""
         from kagglesdk.datasets.types.dataset_api_service import ApiDeleteDatasetRequest

@@ -94,11 +94,26 @@ class LogChannelProvider:
         """The job's whole log as text, oldest first ("" when there is none yet)."""
         raise NotImplementedError
 
+    def artifact_uri(self, ref: str, reported: str) -> str:
+        """Where a person finds an artifact the machine kept in its own output (``reported``: its path there)."""
+        return reported
+
     def pull_entries(self, ref: str, after_seq: int) -> list[dict[str, Any]]:
         parsed = parse_log(self.log_text(ref))
         if parsed.skipped:
             log.warning("%d malformed @@FTC line(s) in the log of %s were skipped", parsed.skipped, ref)
-        return entries_after(parsed, after_seq)
+        return [self._located(ref, e) for e in entries_after(parsed, after_seq)]
+
+    def _located(self, ref: str, entry: dict[str, Any]) -> dict[str, Any]:
+        # The trainer reports the folder it wrote (relative to its work dir), which means nothing on this computer;
+        # a Hub upload (hf://) already names where the model is.
+        payload = entry.get("payload")
+        holder = payload if entry.get("kind") == "job" else (payload or {}).get("fields") if isinstance(
+            payload, dict) else None
+        path = holder.get("artifact_path") if isinstance(holder, dict) else None
+        if isinstance(path, str) and path and not path.startswith("hf://"):
+            holder["artifact_path"] = self.artifact_uri(ref, path)
+        return entry
 
     def logs(self, ref: str, tail: int = 200) -> str:
         """The log a person reads: without the structured lines, which the console shows as charts and rows. A log

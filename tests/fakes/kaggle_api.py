@@ -25,14 +25,24 @@ Modelled, not read from the SDK: the exact texts of errors (401 "Unauthenticated
 ``SaveKernel`` in its ``error`` field, which is where ``kernels push`` prints the server's refusals), and how long a
 dataset stays in processing (``dataset_ready_after`` status calls), and that ``ListKernelSessionOutput`` returns the
 log and files once the session has ended (what ``kaggle kernels output`` is documented for).
+
+With ``machines_root``, a pushed kernel runs as a local process (``tests/fakes/machine.py``): its dataset sources are
+mounted under ``<machine>/kaggle/input/<slug>/``, and absolute paths in its source and in the bootstrap it carries
+(``/kaggle/...``, ``/tmp/ftc``) are moved under the machine's folder, as a container's own disk would hold them. The
+session is RUNNING while the process lives and COMPLETE or ERROR by its exit code; its output becomes the chunked
+log, and the files under ``<machine>/kaggle/working`` the session's output files.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import json
+import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.loopback import LoopbackFake, Request, Response
@@ -43,8 +53,11 @@ def _err(status: int, message: str) -> Response:
 
 
 class FakeKaggle(LoopbackFake):
-    def __init__(self, username: str = "alice", key: str = "kaggle_test_key", *, dataset_ready_after: int = 1) -> None:
+    def __init__(self, username: str = "alice", key: str = "kaggle_test_key", *, dataset_ready_after: int = 1,
+                 machines_root: Path | None = None) -> None:
         super().__init__()
+        self.machines_root = Path(machines_root) if machines_root else None
+        self.machines: dict[str, Any] = {}
         self.username = username
         self.key = key
         self.dataset_ready_after = dataset_ready_after
@@ -63,6 +76,45 @@ class FakeKaggle(LoopbackFake):
         """The kernel's output as Kaggle stores it: stdout chunks that split lines anywhere."""
         self.kernels[ref]["log"] = json.dumps([{"stream_name": "stdout", "time": i * 0.1, "data": text[i:i + chunk]}
                                                for i in range(0, len(text), chunk)])
+
+    def kill_all(self) -> None:
+        for m in self.machines.values():
+            m.kill()
+
+    def _run(self, ref: str, kernel: dict[str, Any]) -> None:
+        """Start a pushed kernel as a local machine (see the module docstring)."""
+        from tests.fakes.machine import LocalMachine
+
+        m = LocalMachine(self.machines_root / ref.replace("/", "__"))
+
+        def chroot(text: str) -> str:
+            return text.replace("/kaggle/", f"{m.root}/kaggle/").replace("/tmp/ftc", f"{m.root}/tmp/ftc")
+
+        def rewrite_script(match: re.Match) -> str:
+            script = gzip.decompress(base64.b64decode(match.group(1))).decode()
+            return f'b64decode("{base64.b64encode(gzip.compress(chroot(script).encode())).decode()}")'
+
+        for ds in kernel["datasets"]:
+            mount = m.root / "kaggle" / "input" / ds.split("/", 1)[1]
+            mount.mkdir(parents=True, exist_ok=True)
+            for name, data in self.datasets[ds]["files"].items():
+                (mount / name).write_bytes(data)
+        (m.root / "kaggle" / "working").mkdir(parents=True, exist_ok=True)
+        (m.root / "tmp").mkdir(exist_ok=True)
+        source = re.sub(r'b64decode\("([A-Za-z0-9+/=]+)"\)', rewrite_script, chroot(kernel["text"]))
+        (m.root / "kernel.py").write_text(source, encoding="utf-8")
+        self.machines[ref] = m.start_argv([sys.executable, str(m.root / "kernel.py")])
+        kernel["status"] = "RUNNING"
+
+    def _refresh(self, ref: str) -> None:
+        m, k = self.machines.get(ref), self.kernels.get(ref)
+        if m is None or k is None or k["status"] != "RUNNING" or m.alive:
+            return
+        k["status"] = "COMPLETE" if m.proc.returncode == 0 else "ERROR"
+        k["failure"] = None if m.proc.returncode == 0 else f"Your notebook hit an error (exit {m.proc.returncode})"
+        self.set_log(ref, m.output())
+        k["outputs"] = sorted(str(p.relative_to(m.root / "kaggle" / "working"))
+                              for p in (m.root / "kaggle" / "working").rglob("*") if p.is_file())
 
     # -- HTTP -------------------------------------------------------------------------------------------------
     def _authorized(self, req: Request) -> bool:
@@ -151,11 +203,15 @@ class FakeKaggle(LoopbackFake):
             "version": prev.get("version", 0) + 1, "id": prev.get("id") or next(self._ids),
         }
         k = self.kernels[ref]
+        if self.machines_root is not None:
+            self._run(ref, k)
         return Response(200, {"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
                               "versionNumber": k["version"], "kernelId": k["id"]})
 
     def _kernel(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return self.kernels.get(f"{body['userName']}/{body['kernelSlug']}")
+        ref = f"{body['userName']}/{body['kernelSlug']}"
+        self._refresh(ref)
+        return self.kernels.get(ref)
 
     def _kernels_GetKernelSessionStatus(self, body: dict[str, Any]) -> Response:
         k = self._kernel(body)
@@ -168,11 +224,15 @@ class FakeKaggle(LoopbackFake):
         if k is None:
             return _err(404, "Notebook not found")
         done = k["status"] in ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
-        files = [{"fileName": "final/adapter_model.safetensors", "url": f"{self.url}/out/1"}] if done else []
+        names = k.get("outputs", ["final/adapter_model.safetensors"])
+        files = [{"fileName": n, "url": f"{self.url}/out/{i}"} for i, n in enumerate(names)] if done else []
         return Response(200, {"files": files, "log": k["log"] if done else ""})
 
     def _kernels_DeleteKernel(self, body: dict[str, Any]) -> Response:
-        if self.kernels.pop(f"{body['userName']}/{body['kernelSlug']}", None) is None:
+        ref = f"{body['userName']}/{body['kernelSlug']}"
+        if ref in self.machines:
+            self.machines[ref].kill()  # deleting a running notebook ends its session
+        if self.kernels.pop(ref, None) is None:
             return _err(404, "Notebook not found")
         return Response(200, {})
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import pytest
 
 from core import lifecycle as L
-from core.jobs import JobService, ServiceSettings
 from core.providers.http_channel import resource_name
 from core.providers.huggingface import HuggingFaceProvider
 from tests.fakes.hf_api import FakeHub
-from tests.providers.test_runpod_e2e import poll_to_end, small_demo
+from tests.providers.conftest import launch_small_remote
+from tests.providers.test_runpod_e2e import poll_to_end
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]
 
@@ -32,13 +32,8 @@ def hub(tmp_path):
 
 
 def test_a_hugging_face_job_trains_reports_through_its_log_and_completes(demo_home, hub):
-    from core.store import open_store
-
     prov = HuggingFaceProvider({"token": hub.token}, endpoint=hub.url)
-    svc = JobService(open_store(), provider_factory=lambda name: prov,
-                     settings=ServiceSettings(provisioning_timeout_s=600))
-    job = svc.create(small_demo(demo_home, 4), provider="huggingface", gpu_type="A10G", budget_usd=5.0)
-    job = svc.launch(job.id)
+    svc, job = launch_small_remote(prov, demo_home, gpu_type="A10G", budget_usd=5.0)
     assert job.status == L.PROVISIONING, job.reason
     ref = job.provider_ref
     try:

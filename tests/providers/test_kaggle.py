@@ -95,10 +95,14 @@ def test_status_transitions_rows_from_the_chunked_log_and_zero_cost(service, dem
         ftc({"seq": 1, "kind": "status", "payload": {"status": "running", "fields": {}}}),
         ftc({"seq": 2, "kind": "metrics", "payload": {"rows": [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0}]}}),
         ftc({"kind": "heartbeat", "payload": {"current_step": 2, "progress": 1.0}}),
-        ftc({"seq": 3, "kind": "status", "payload": {"status": "completing", "fields": {"progress": 1.0}}}),
+        ftc({"seq": 3, "kind": "status", "payload": {"status": "completing",
+                                                     "fields": {"progress": 1.0, "artifact_path": "output/final"}}}),
     ]) + "\n[ftc] the model stays in /tmp/ftc/output/final for the provider's output\n")
     job = service.poll(job.id)
     assert job.status == L.COMPLETED, job.reason
+    # The folder the trainer reports is on the notebook's disk; the registry points at the notebook's output.
+    assert job.artifact_path == f"https://www.kaggle.com/code/{ref}/output"
+    assert service.store.find_model_by_job(job.id).artifact_path == job.artifact_path
     assert [m["loss"] for m in service.store.get_metrics(job.id)] == [2.5, 2.0]
     assert job.total_cost_usd == 0.0 and provider.cost(ref) == 0.0
     assert "pip install" in provider.logs(ref) and "@@FTC" not in provider.logs(ref)
