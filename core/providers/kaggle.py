@@ -11,7 +11,9 @@
   ``/kaggle/working/final``, the kernel's output.
 - Status: ``GetKernelSessionStatus``. Rows: the ``stdout`` channel read from ``ListKernelSessionOutput``'s log (a
   JSON list of ``{"stream_name", "time", "data"}`` chunks, joined here). Kaggle hands that log out when the session
-  ends, so the rows arrive then, not live.
+  ends, so the rows arrive then, not live. With them come the output files' signed URLs: the trained model
+  (``final/``) is downloaded into this console's artifacts folder, or, if that fails, the registry points at the
+  notebook's Output tab.
 - Cost: 0 (Kaggle's GPUs are free within a weekly quota, ``GetAcceleratorQuotaStatistics``, shown with the offer and
   the credentials check). Cancel: Kaggle's API stops a session only by a session id the push does not return, so
   a live kernel is deleted (which ends its session); a finished one is kept for its output. The staged dataset is
@@ -24,7 +26,10 @@ constructor argument sets the SDK client's endpoint instead (tests point it at a
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,8 @@ from core.providers.base import (
 )
 from core.providers.http_channel import console_id, job_for_ref, job_from_name, load_remote, resource_name, save_remote
 from core.providers.log_channel import LogChannelProvider, prepare_log_payload
+
+log = logging.getLogger("finetune_console.kaggle")
 
 WORK_DIR = "/tmp/ftc"
 SHAPES = {"NvidiaTeslaT4": ("T4", 16.0, 2)}  # machine_shape -> (GPU, VRAM GB, GPUs); named in kaggle/cli.py help
@@ -97,8 +104,7 @@ class KaggleProvider(LogChannelProvider, Provider):
         "budget_enforced_by_provider": None,  # free; Kaggle ends a GPU session after 12 hours
         "live_metrics": "Kaggle hands out a notebook's log when its session ends; metrics arrive then.",
         "self_release": None,
-        "artifact_download": "The model stays in the notebook's output (/kaggle/working/final); download it from "
-                             "the notebook's Output tab or with `kaggle kernels output`.",
+        "artifact_download": None,
     }
 
     def __init__(self, credentials: dict[str, str] | None = None, *, endpoint: str | None = None) -> None:
@@ -311,18 +317,77 @@ class KaggleProvider(LogChannelProvider, Provider):
         return 0.0
 
     def log_text(self, ref: str) -> str:
-        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
-
         job_id = job_for_ref(self.name, ref)
         if job_id and not (load_remote(job_id) or {}).get("pushed"):
             return ""
-        resp = self._on_kernel("the notebook log", "list_kernel_session_output", ApiListKernelSessionOutputRequest,
-                               ref)
+        resp = self._session_output(ref)
         return join_kernel_log(resp.log or "") if resp is not None else ""
 
+    def _session_output(self, ref: str, page_token: str | None = None) -> Any | None:
+        """One page of the ended session's output: its log (first page) and output files with signed URLs."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
+
+        req = ApiListKernelSessionOutputRequest()
+        req.user_name, req.kernel_slug = ref.split("/", 1)
+        if page_token:
+            req.page_token = page_token
+        try:
+            return self._call("the notebook output", "kernels.kernels_api_client.list_kernel_session_output", req)
+        except ResourceNotFound:
+            return None
+
     def artifact_uri(self, ref: str, reported: str) -> str:
-        # The kernel copies output/final to /kaggle/working/final: the notebook's Output tab, kept with the notebook.
-        return f"https://www.kaggle.com/code/{ref}/output"
+        """The adapter downloaded to this computer (so Models, Playground and serving work on it), or, when that
+        fails, the notebook's Output tab, where the kernel copied it (/kaggle/working/final)."""
+        try:
+            local = self._download_final(ref)
+        except (ProviderError, OSError) as exc:
+            log.warning("downloading the model of %s from its notebook output: %s", ref, exc)
+            local = None
+        return local or f"https://www.kaggle.com/code/{ref}/output"
+
+    def _download_final(self, ref: str) -> str | None:
+        """The files under ``final/`` in the session's output, fetched as ``kaggle kernels output`` does
+        (kaggle_api_extended.py ``kernels_output``: a plain GET of each file's signed ``url``, names not trusted)."""
+        import requests
+
+        from core.paths import artifacts_dir
+
+        job_id = job_for_ref(self.name, ref)
+        if not job_id:
+            return None
+        files, token = [], None
+        while True:
+            page = self._session_output(ref, token)
+            if page is None:
+                return None
+            files += [f for f in page.files or [] if f and (f.file_name or "").startswith("final/")]
+            token = page.next_page_token
+            if not token:
+                break
+        if not files:
+            return None
+        dest = artifacts_dir() / job_id / "final"
+        staging = dest.parent / ".final.part"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        root = staging.resolve()
+        for f in files:
+            out = (staging / f.file_name.removeprefix("final/")).resolve()
+            if not out.is_relative_to(root) or out == root:
+                raise ProviderError(f"Kaggle listed an output file outside the model folder: {f.file_name!r}.")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with requests.get(f.url, stream=True, timeout=300) as r:
+                    r.raise_for_status()
+                    with out.open("wb") as fh:
+                        for block in r.iter_content(1 << 20):
+                            fh.write(block)
+            except requests.RequestException as exc:
+                raise ProviderUnavailable(f"Downloading {f.file_name} failed ({type(exc).__name__}).") from None
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(staging, dest)
+        return str(dest)
 
     def cancel(self, ref: str) -> None:
         """Stop a live notebook (by deleting it), keep a finished one for its output; delete the staged dataset."""

@@ -58,6 +58,7 @@ class FakeKaggle(LoopbackFake):
         super().__init__()
         self.machines_root = Path(machines_root) if machines_root else None
         self.machines: dict[str, Any] = {}
+        self.output_files: dict[str, Path] = {}  # signed-URL token -> file in a session's /kaggle/working
         self.username = username
         self.key = key
         self.dataset_ready_after = dataset_ready_after
@@ -113,8 +114,10 @@ class FakeKaggle(LoopbackFake):
         k["status"] = "COMPLETE" if m.proc.returncode == 0 else "ERROR"
         k["failure"] = None if m.proc.returncode == 0 else f"Your notebook hit an error (exit {m.proc.returncode})"
         self.set_log(ref, m.output())
-        k["outputs"] = sorted(str(p.relative_to(m.root / "kaggle" / "working"))
-                              for p in (m.root / "kaggle" / "working").rglob("*") if p.is_file())
+        working = m.root / "kaggle" / "working"
+        k["outputs"] = sorted(str(p.relative_to(working)) for p in working.rglob("*") if p.is_file())
+        for name in k["outputs"]:
+            self.output_files[f"{k['id']}-{len(self.output_files)}"] = working / name
 
     # -- HTTP -------------------------------------------------------------------------------------------------
     def _authorized(self, req: Request) -> bool:
@@ -130,6 +133,12 @@ class FakeKaggle(LoopbackFake):
                 return _err(404, "Unknown upload")
             blob["data"] = req.body
             return Response(200, {})
+        if req.method == "GET" and req.path.startswith("/out/"):
+            # A signed storage URL: no Kaggle auth (kaggle_api_extended.kernels_output GETs it with requests alone).
+            path = self.output_files.get(req.path.rsplit("/", 1)[1])
+            if path is None:
+                return Response(404, b"<Error><Code>NoSuchKey</Code></Error>")
+            return Response(200, path.read_bytes())
         if not req.path.startswith("/api/v1/"):
             return _err(404, f"No route {req.path}")
         if not self._authorized(req):
@@ -224,8 +233,13 @@ class FakeKaggle(LoopbackFake):
         if k is None:
             return _err(404, "Notebook not found")
         done = k["status"] in ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
-        names = k.get("outputs", ["final/adapter_model.safetensors"])
-        files = [{"fileName": n, "url": f"{self.url}/out/{i}"} for i, n in enumerate(names)] if done else []
+        if "outputs" in k:
+            tokens = {path: t for t, path in self.output_files.items()}
+            working = self.machines[f"{body['userName']}/{body['kernelSlug']}"].root / "kaggle" / "working"
+            files = [{"fileName": n, "url": f"{self.url}/out/{tokens[working / n]}"} for n in k["outputs"]]
+        else:  # a session the test scripted: its listed file was never stored, so its URL answers 404
+            files = [{"fileName": "final/adapter_model.safetensors", "url": f"{self.url}/out/missing"}]
+        files = files if done else []
         return Response(200, {"files": files, "log": k["log"] if done else ""})
 
     def _kernels_DeleteKernel(self, body: dict[str, Any]) -> Response:

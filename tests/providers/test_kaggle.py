@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from core import lifecycle as L
-from core.errors import AuthError, ProviderUnavailable, RateLimited
+from core.errors import AuthError, ProviderError, ProviderUnavailable, RateLimited
 from core.providers.kaggle import KaggleProvider, join_kernel_log, kaggle_slug
 from tests.fakes.kaggle_api import FakeKaggle
 from tests.fakes.loopback import Response
@@ -100,7 +100,8 @@ def test_status_transitions_rows_from_the_chunked_log_and_zero_cost(service, dem
     ]) + "\n[ftc] the model stays in /tmp/ftc/output/final for the provider's output\n")
     job = service.poll(job.id)
     assert job.status == L.COMPLETED, job.reason
-    # The folder the trainer reports is on the notebook's disk; the registry points at the notebook's output.
+    # The folder the trainer reports is on the notebook's disk. The model's download failed here (its signed URL
+    # answers 404), so the registry points at the notebook's Output tab, where the kernel copied it.
     assert job.artifact_path == f"https://www.kaggle.com/code/{ref}/output"
     assert service.store.find_model_by_job(job.id).artifact_path == job.artifact_path
     assert [m["loss"] for m in service.store.get_metrics(job.id)] == [2.5, 2.0]
@@ -193,3 +194,21 @@ def test_cli_deploy_on_kaggle_prints_the_deployment_response(demo_home, fake, mo
     rc = main(["deploy", str(demo_home / "demo" / "sft.yaml"), "--provider", "kaggle", "--gpu", "T4", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "failed" and "Kaggle refused the credentials" in out["reason"]
+
+
+def test_an_output_file_named_outside_the_model_folder_is_refused(service, demo_home, fake, provider, monkeypatch):
+    """Output names come from the notebook itself: one that climbs out of final/ is not written anywhere, and the
+    registry falls back to the notebook's Output tab."""
+    from types import SimpleNamespace
+
+    from core.paths import artifacts_dir
+
+    job = launch(service, demo_home)
+    ref = job.provider_ref
+    evil = SimpleNamespace(file_name="final/../../../escaped.txt", url=f"{fake.url}/out/missing")
+    monkeypatch.setattr(provider, "_session_output",
+                        lambda ref, token=None: SimpleNamespace(files=[evil], next_page_token=None, log=""))
+    with pytest.raises(ProviderError, match="outside the model folder"):
+        provider._download_final(ref)
+    assert provider.artifact_uri(ref, "output/final") == f"https://www.kaggle.com/code/{ref}/output"
+    assert not list(artifacts_dir().parent.rglob("escaped.txt"))

@@ -5,7 +5,8 @@ the kernel is pushed once the dataset is ready, and the fake runs the kernel's P
 under its ``/kaggle/input`` (tests/fakes/kaggle_api.py). The kernel decodes and runs the generated bootstrap, which
 finds its files in the mounted dataset, and the real trainer trains the tiny demo model printing ``@@FTC`` lines.
 Kaggle hands the log over when the session ends, so the console pulls every row then into a real SQLite store; the
-adapter is left in the notebook's output (``/kaggle/working/final``), and the console deletes the staged dataset.
+kernel copies the adapter to its output (``/kaggle/working/final``), the console downloads it from the output's signed
+URLs, and deletes the staged dataset.
 """
 
 from __future__ import annotations
@@ -49,11 +50,15 @@ def test_a_kaggle_notebook_trains_and_its_rows_arrive_from_the_session_log(demo_
     assert metrics and metrics[-1]["step"] == 4 and metrics[-1]["loss"] is not None
     assert svc.store.get_predictions(job.id)
     assert job.current_step == 4 and job.total_cost_usd == 0.0
-    # The adapter stays in the notebook's output; the registry says where.
+    # The kernel left the adapter in its output; the console downloaded it from there, and it loads with PEFT.
+    from peft import PeftConfig
+
+    from core.paths import artifacts_dir
+
     assert "final/adapter_model.safetensors" in kernel["outputs"]
-    model = svc.store.find_model_by_job(job.id)
-    assert job.artifact_path == f"https://www.kaggle.com/code/{ref}/output"
-    assert model is not None and model.artifact_path == job.artifact_path
+    assert job.artifact_path == str(artifacts_dir() / job.id / "final")
+    assert svc.store.find_model_by_job(job.id).artifact_path == job.artifact_path
+    assert PeftConfig.from_pretrained(job.artifact_path).peft_type == "LORA"
     # Released: the staged private dataset is deleted, and the finished notebook kept for its output.
     assert f"{kaggle.username}/{kaggle_slug(job.id)}" not in kaggle.datasets
     assert ref in kaggle.kernels
