@@ -338,13 +338,15 @@ def workers_for(size: int) -> int:
     return max(1, min(int(idle + 0.5), 8, size // (16 << 20)))
 
 
-def split_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    """``parts`` byte ranges of about equal size, each starting at the beginning of a line."""
+def split_ranges(path: Path, parts: int, first_extra: float = 0.0) -> list[tuple[int, int]]:
+    """``parts`` byte ranges, each starting at the beginning of a line: the first ``first_extra`` of the file larger
+    than the others, which are of about equal size."""
     size = path.stat().st_size
+    rest = (1.0 - 1.0 / parts - first_extra) / max(1, parts - 1)
     cuts = [0]
     with path.open("rb") as f:
         for i in range(1, parts):
-            f.seek(max(cuts[-1], size * i // parts))
+            f.seek(max(cuts[-1], int(size * (1.0 - rest * (parts - i)))))
             if f.tell() > 0:
                 f.seek(f.tell() - 1)
                 f.readline()  # to the start of the next line (a range starting at a line start keeps it)
@@ -377,7 +379,8 @@ def scan_file(path: Path, file_format: str | None, *, progress: Callable[[float]
 
     size = path.stat().st_size
     n = workers or workers_for(size)
-    ranges = split_ranges(path, n) if n > 1 else [(0, size)]
+    # This process reads the first range while the workers start, so it takes a little more than its share.
+    ranges = split_ranges(path, n, HEAD_START_SHARE) if n > 1 else [(0, size)]
     cap = opts.get("cap", 1000)
     if len(ranges) == 1:
         scan = Scan(path, file_format, **opts).run(progress)
@@ -389,30 +392,39 @@ def scan_file(path: Path, file_format: str | None, *, progress: Callable[[float]
     with tempfile.TemporaryDirectory(prefix="ftc-validate-") as spill:
         jobs = [dict(path=path, file_format=file_format, begin=b, end=e, spill_dir=spill, tag=i, seed=i,
                      progress_file=f"{spill}/progress.{i}", **opts) for i, (b, e) in enumerate(ranges)]
+        (b0, e0), others = ranges[0], ranges[1:]
+
+        def head_progress(fraction: float) -> None:
+            if progress:
+                progress(min(1.0, (fraction * (e0 - b0) + _polled_bytes(jobs[1:], others)) / size))
+
         # spawn, not fork: the console's server runs threads, and a forked child could inherit a held lock.
-        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_range, job) for job in jobs]
+        with ProcessPoolExecutor(max_workers=len(jobs) - 1, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_run_range, job) for job in jobs[1:]]
+            head_job = {k: v for k, v in jobs[0].items() if k != "progress_file"}
+            head = Scan(**head_job).run(head_progress).for_merge()
             while wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION).not_done:
-                if progress:
-                    progress(_polled(jobs, ranges, size))
+                head_progress(1.0)
             parts = [f.result() for f in futures]
         if progress:
             progress(1.0)
-        head = parts[0]
-        for part in parts[1:]:
+        for part in parts:
             head.merge(part)
         head.duplicates = head.dups.finish(cap)
         return head
 
 
-def _polled(jobs: list[dict[str, Any]], ranges: list[tuple[int, int]], size: int) -> float:
+HEAD_START_SHARE = 0.03  # of the file: about what this process reads while a worker process starts
+
+
+def _polled_bytes(jobs: list[dict[str, Any]], ranges: list[tuple[int, int]]) -> float:
     done = 0.0
     for job, (b, e) in zip(jobs, ranges):
         try:
             done += float(Path(job["progress_file"]).read_text() or 0) * (e - b)
         except (OSError, ValueError):
             pass
-    return min(1.0, done / max(1, size))
+    return done
 
 
 def line_problems(s: bytes, row: Any) -> list[tuple[str, str, str]]:
