@@ -339,11 +339,16 @@ class KaggleProvider(LogChannelProvider, Provider):
     def artifact_uri(self, ref: str, reported: str) -> str:
         """The adapter downloaded to this computer (so Models, Playground and serving work on it), or, when that
         fails, the notebook's Output tab, where the kernel copied it (/kaggle/working/final)."""
+        done = getattr(self, "_downloaded", {})
+        if ref in done:  # one download per notebook, however many rows name the folder
+            return done[ref]
         try:
             local = self._download_final(ref)
         except (ProviderError, OSError) as exc:
             log.warning("downloading the model of %s from its notebook output: %s", ref, exc)
             local = None
+        if local:
+            self._downloaded = {**done, ref: local}
         return local or f"https://www.kaggle.com/code/{ref}/output"
 
     def _download_final(self, ref: str) -> str | None:
