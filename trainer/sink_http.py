@@ -343,8 +343,11 @@ class ChannelServer(ThreadingHTTPServer):
             self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A port on a public IP meets scanners, failed handshakes and dropped connections: none is the job's news.
-        if isinstance(sys.exc_info()[1], OSError):
+        # A port on a public IP meets scanners, failed handshakes and dropped connections: none is the job's news
+        # (a full disk or a refused write while a file is pushed is, and goes to the log).
+        import ssl
+
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
 

@@ -54,9 +54,11 @@ def pinned_request(sha256: str):  # -> a requests.Session.request
     from requests.adapters import HTTPAdapter
 
     class _Pinned(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            kwargs["assert_fingerprint"] = sha256
-            super().init_poolmanager(*args, **kwargs)
+        # In the key of every pool, direct or through a proxy (HTTPS_PROXY): a pin set only on the adapter's own
+        # pool manager would be missing from the proxy manager, which would then take any certificate.
+        def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
+            host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+            return host, {**pool, "assert_fingerprint": sha256}
 
     s = requests.Session()
     s.mount("https://", _Pinned())

@@ -150,7 +150,9 @@ class ChannelClient:
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         try:
             r = send(method, self.base_url + path, headers=headers, timeout=self.timeout, stream=stream, **kw)
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
+            if not self.pin:
+                raise ProviderUnavailable(f"The machine's report channel failed its TLS check ({exc}).") from None
             # Before any byte of the request (token included) was sent. Still retried: the port may yet belong
             # to a process other than the channel while the machine boots.
             raise ProviderUnavailable("The machine's report channel did not present the certificate this console "

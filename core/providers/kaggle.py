@@ -344,7 +344,7 @@ class KaggleProvider(LogChannelProvider, Provider):
             return done[ref]
         try:
             local = self._download_final(ref)
-        except (ProviderError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort: the rows must be applied whatever the download did
             log.warning("downloading the model of %s from its notebook output: %s", ref, exc)
             local = None
         if local:
@@ -354,28 +354,40 @@ class KaggleProvider(LogChannelProvider, Provider):
     def _download_final(self, ref: str) -> str | None:
         """The files under ``final/`` in the session's output, fetched as ``kaggle kernels output`` does
         (kaggle_api_extended.py ``kernels_output``: a plain GET of each file's signed ``url``, names not trusted)."""
-        import requests
-
         from core.paths import artifacts_dir
 
         job_id = job_for_ref(self.name, ref)
         if not job_id:
             return None
-        files, token = [], None
+        files, token, seen = [], None, set()
         while True:
             page = self._session_output(ref, token)
             if page is None:
                 return None
             files += [f for f in page.files or [] if f and (f.file_name or "").startswith("final/")]
             token = page.next_page_token
-            if not token:
+            if not token or token in seen:  # a repeated token would page forever
                 break
+            seen.add(token)
         if not files:
             return None
         dest = artifacts_dir() / job_id / "final"
         staging = dest.parent / ".final.part"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
+        try:
+            self._fetch_files(files, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(staging, dest)
+        return str(dest)
+
+    @staticmethod
+    def _fetch_files(files: list[Any], staging: Path) -> None:
+        import requests
+
         root = staging.resolve()
         for f in files:
             out = (staging / f.file_name.removeprefix("final/")).resolve()
@@ -390,9 +402,6 @@ class KaggleProvider(LogChannelProvider, Provider):
                             fh.write(block)
             except requests.RequestException as exc:
                 raise ProviderUnavailable(f"Downloading {f.file_name} failed ({type(exc).__name__}).") from None
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(staging, dest)
-        return str(dest)
 
     def cancel(self, ref: str) -> None:
         """Stop a live notebook (by deleting it), keep a finished one for its output; delete the staged dataset."""

@@ -100,3 +100,30 @@ def test_the_bootstrap_serves_tls_with_the_certificate_from_its_env(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_pin_holds_through_an_https_proxy(tmp_path, monkeypatch):
+    """With HTTPS_PROXY set, requests talks through the proxy's own pool manager; the pin must hold there too."""
+    from core.errors import ProviderUnavailable
+    from core.providers.channel_tls import issue_channel_cert
+    from tests.fakes.connect_proxy import ConnectProxy
+
+    cert, other = issue_channel_cert("job_p"), issue_channel_cert("job_p")
+    rd = ReportDir(tmp_path / "report")
+    server = ChannelServer(rd, "tok", "job_p", host="127.0.0.1", port=free_port(),
+                           tls=(cert.cert_pem, cert.key_pem)).start()
+    proxy = ConnectProxy()
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ProviderUnavailable, match="did not present the certificate"):
+            ChannelClient(url, "tok", pin=other.sha256).cancel()
+        assert proxy.connects and not (rd.root / "cancel").exists()  # through the proxy, and refused there
+        ChannelClient(url, "tok", pin=cert.sha256).cancel()
+        assert (rd.root / "cancel").exists()
+    finally:
+        proxy.close()
+        server.shutdown()
+        server.server_close()
