@@ -363,7 +363,9 @@ class _ProgressFile:
         self.path = path
 
     def __call__(self, fraction: float) -> None:
-        Path(self.path).write_text(f"{fraction:.4f}")
+        tmp = f"{self.path}.tmp"
+        Path(tmp).write_text(f"{fraction:.4f}")
+        os.replace(tmp, self.path)  # the parent never reads a half-written (empty) file as no progress
 
 
 def _run_range(args: dict[str, Any]) -> Scan:
