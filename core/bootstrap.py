@@ -242,6 +242,8 @@ def build_bootstrap(
     artifact_fallback: Literal["serve", "keep"] | None = None,
     artifact: Literal["auto", "serve", "keep"] = "auto",
     hf_repo: str | None = None,
+    keep_dir: str | None = None,
+    keep_uri: str | None = None,
     channel_port: int = 8765,
     channel: Literal["http", "stdout"] | None = None,
     linger_s: float = 600.0,
@@ -259,6 +261,9 @@ def build_bootstrap(
     ``$FTC_SINK_TOKEN``, while the script's own entries, files and artifact keep to the provider's channel). ``release_cmd`` is a shell command that
     releases this machine (``None`` where the provider releases it itself); it runs at the end, on failure and at
     the deadline. ``artifact_fallback`` defaults to ``serve`` for the http channel and ``keep`` otherwise.
+    ``keep_dir`` (a folder on the machine, e.g. a mounted bucket) and ``keep_uri`` (what that folder is called off the
+    machine): where ``keep`` copies the model, reporting ``keep_uri`` as the artifact; without them it stays in
+    ``output/final`` for the provider's own output.
     """
     now = time.time() if now is None else now
     channel = channel or spec.sink.kind
@@ -270,6 +275,10 @@ def build_bootstrap(
         raise LaunchError("Job ids and provider names may only hold letters, digits, '.', '_' and '-'.")
     if gpu_count < 1 or nodes < 1:
         raise LaunchError("gpu_count and nodes must be at least 1.")
+    if (keep_dir is None) != (keep_uri is None):
+        raise LaunchError("keep_dir and keep_uri go together.")
+    if keep_dir is not None and not re.fullmatch(r"(~/|\$HOME/|/)[A-Za-z0-9_./-]+", keep_dir):
+        raise LaunchError(f"{keep_dir!r} is not a plain folder path.")
     if hf_repo is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", hf_repo):
         raise LaunchError(f"'{hf_repo}' is not a Hugging Face repo id (owner/name).")
     missing = [n for n in ("bundle", "dataset") if n not in fetch]
@@ -468,8 +477,18 @@ def build_bootstrap(
         '  FTC_STEP="moving the trained model off the machine"',
         "  ftc phase uploading",
     ]
-    serve_or_keep = ('    ftc offer-artifact --src output/final' if fallback == "serve"
-                     else '    echo "[ftc] the model stays in $FTC_WORK/output/final for the provider\'s output"')
+    if fallback == "serve":
+        serve_or_keep = '    ftc offer-artifact --src output/final'
+    elif keep_dir:
+        # keep_dir is a shell word the provider built (it may start with ~ or $HOME); keep_uri travels quoted.
+        serve_or_keep = "\n".join([
+            f'    mkdir -p {keep_dir} && cp -R output/final/. {keep_dir}/',
+            f"    export FTC_KEPT_URI={q(keep_uri)}",
+            '    echo "[ftc] the model was copied to $FTC_KEPT_URI"',
+            "    ftc emit-job --field artifact_path --value-env FTC_KEPT_URI",
+        ])
+    else:
+        serve_or_keep = '    echo "[ftc] the model stays in $FTC_WORK/output/final for the provider\'s output"'
     hf_line = (f"    ftc upload-hf --src output/final --default-name {q('ftc-' + spec.job_id)}"
                + (f" --repo {q(hf_repo)}" if hf_repo else ""))
     if artifact == "auto":

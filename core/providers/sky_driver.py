@@ -48,7 +48,9 @@ def cmd_validate(a: argparse.Namespace) -> dict[str, Any]:
     res = sorted(task.resources, key=str)
     return {"name": task.name, "num_nodes": task.num_nodes, "resources": [str(r) for r in res],
             "accelerators": [r.accelerators for r in res], "use_spot": [r.use_spot for r in res],
-            "envs": sorted(task.envs), "file_mounts": sorted(task.file_mounts or {})}
+            "envs": sorted(task.envs), "file_mounts": sorted(task.file_mounts or {}),
+            "storage_mounts": {path: {"source": st.source, "mode": st.mode.value}
+                               for path, st in (task.storage_mounts or {}).items()}}
 
 
 def _wait(request_id: Any, seconds: float) -> tuple[bool, Any, BaseException | None]:

@@ -48,6 +48,7 @@ SKY_REQUIREMENT = "skypilot==0.14.1"
 DRIVER = Path(__file__).with_name("sky_driver.py")
 WORK_DIR = "~/ftc"
 PAYLOAD_DIR = f"{WORK_DIR}/payload"  # where file_mounts put the job's files on every node
+OUTPUT_MOUNT = f"{WORK_DIR}/output-bucket"  # where the output bucket, if any, is mounted
 SECRET_NAMES = ("HF_TOKEN", "FTC_SINK_TOKEN")
 FALLBACK_GPUS = {"T4": 16.0, "L4": 24.0, "A10G": 24.0, "L40S": 48.0, "A100": 40.0, "A100-80GB": 80.0,
                  "H100": 80.0, "H200": 141.0}
@@ -84,6 +85,18 @@ class SkyParams(ProviderParams):
     disk_size: int = Field(default=256, ge=32, le=16384, description="Disk per node in GB")
     idle_minutes: int = Field(default=2, ge=0, le=60,
                               description="Minutes the finished cluster waits before it tears itself down")
+    output_bucket: str | None = Field(
+        default=None, description="A bucket the trained model is copied to when no HF token is given, e.g. "
+                                  "s3://my-bucket/models (mounted on the cluster; the cluster itself is torn down)")
+
+    @field_validator("output_bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not re.fullmatch(r"(s3|gs|r2|az|cos|oci)://[a-z0-9][a-z0-9._-]{1,62}(/[A-Za-z0-9_.-]+)*/?", v):
+            raise ValueError("write it as s3://BUCKET or s3://BUCKET/PREFIX (also gs, r2, az, cos, oci)")
+        return v.rstrip("/")
 
     @field_validator("cloud", "region")
     @classmethod
@@ -149,7 +162,7 @@ def accelerators_for(params: SkyParams, gpu_type: str | None, gpu_count: int) ->
     return f"{name}:{int(count or 1)}", int(count or 1)
 
 
-def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[str, str], gpus_per_node: int,
+def build_task(*, name: str, accelerators: str, params: SkyParams, mounts: dict[str, Any], gpus_per_node: int,
                secret_names: list[str] | None = None, extra_requirements: list[str] | None = None,
                python: str = "python3") -> dict[str, Any]:
     """The SkyPilot task (YAML schema of ``sky/utils/schemas.py``: get_task_schema) for one job.
@@ -242,7 +255,7 @@ class SkyPilotProvider(LogChannelProvider, Provider):
         "budget_enforced_by_provider": None,
         "live_metrics": None,
         "self_release": None,
-        "artifact_download": "Without a Hugging Face token the model stays on the cluster, which is torn down.",
+        "artifact_download": "Without a Hugging Face token or an output bucket the model goes with the cluster.",
     }
 
     def __init__(self, credentials: dict[str, str] | None = None, *, timeout_s: float = 180.0) -> None:
@@ -321,7 +334,7 @@ class SkyPilotProvider(LogChannelProvider, Provider):
         params = req.params if isinstance(req.params, SkyParams) else SkyParams()
         acc, per_node = accelerators_for(params, req.gpu_type, req.gpu_count)
         sky_dir = Path(req.job_dir) / "sky"
-        mounts: dict[str, str] = {}
+        mounts: dict[str, Any] = {}
 
         def stage(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
             # file_mounts copy each file to every node; the bootstrap finds them as paths on the machine.
@@ -338,10 +351,18 @@ class SkyPilotProvider(LogChannelProvider, Provider):
 
         quoted = JobSpec.read(req.spec_path).cost_per_hour
         price = quoted * params.num_nodes if quoted else None
+        keep: dict[str, str] = {}
+        if params.output_bucket:
+            # SkyPilot mounts the bucket on every node (MOUNT mode); the model copied there outlives the cluster.
+            scheme, _, rest = params.output_bucket.partition("://")
+            bucket, _, prefix = rest.partition("/")
+            mounts[OUTPUT_MOUNT] = {"source": f"{scheme}://{bucket}", "mode": "MOUNT"}
+            sub = f"{prefix}/{req.job_id}" if prefix else req.job_id
+            keep = {"keep_dir": f"{OUTPUT_MOUNT}/{sub}", "keep_uri": f"{scheme}://{bucket}/{sub}"}
         payload = prepare_log_payload(
             dataclasses.replace(req, gpu_count=per_node), provider=self.name, price_per_hour=price,
             work_dir=f"{WORK_DIR}/work", stage=stage, nodes=params.num_nodes, install=False,
-            artifact_fallback="keep")
+            artifact_fallback="keep", **keep)
         boot = sky_dir / "bootstrap.sh"
         boot.parent.mkdir(parents=True, exist_ok=True)
         boot.write_text(payload.script, encoding="utf-8")

@@ -69,7 +69,9 @@ def test_registered_with_params_and_multi_node():
     assert p.cloud == "aws" and accelerators_for(p, None, 1) == ("H100:8", 8)
     assert accelerators_for(SkyParams(), "A100 80GB", 4) == ("A100-80GB:4", 4)
     assert accelerators_for(SkyParams(), "A100:8", 2) == ("A100:2", 2)
-    for bad in ({"accelerators": "A100:8; rm -rf /"}, {"cloud": "aws gcp"}, {"num_nodes": 0}, {"extra": 1}):
+    assert SkyParams(output_bucket="gs://my-models/runs/").output_bucket == "gs://my-models/runs"
+    for bad in ({"accelerators": "A100:8; rm -rf /"}, {"cloud": "aws gcp"}, {"num_nodes": 0}, {"extra": 1},
+                {"output_bucket": "https://example.com/x"}, {"output_bucket": "s3://b/$(id)"}):
         with pytest.raises(ValueError):
             SkyParams(**bad)
     with pytest.raises(LaunchError, match="Choose a GPU"):

@@ -26,11 +26,18 @@ from tests.providers.test_runpod_e2e import small_demo
 pytestmark = [pytest.mark.training, pytest.mark.slow]
 
 
-def play_node(task: dict, home: Path) -> subprocess.CompletedProcess:
+def play_node(task: dict, home: Path, buckets: Path | None = None) -> subprocess.CompletedProcess:
+    """``buckets``: a folder per bucket, standing in for the cloud store a MOUNT-mode storage mount reaches."""
     for dest, src in task["file_mounts"].items():
         target = home / dest.removeprefix("~/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, target)
+        if isinstance(src, dict):  # a bucket, mounted: what the node writes there lands in the bucket
+            assert src["mode"] == "MOUNT" and buckets is not None
+            bucket = buckets / src["source"].replace("://", "/")
+            bucket.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(bucket, target_is_directory=True)
+        else:
+            shutil.copy(src, target)
     env = {**os.environ, "HOME": str(home), "FTC_PYTHON": sys.executable, "PIP_NO_INDEX": "1",
            "SKYPILOT_NODE_RANK": "0", "SKYPILOT_NODE_IPS": "127.0.0.1\n", "SKYPILOT_NUM_NODES": "1",
            "SKYPILOT_NUM_GPUS_PER_NODE": "1", "PYTHONPATH": ""}
@@ -48,9 +55,12 @@ def play_node(task: dict, home: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(node.args, node.returncode, out)
 
 
-def test_a_skypilot_job_trains_on_the_played_node_and_reports_through_sky_logs(service, demo_home, fake, tmp_path):
+@pytest.mark.parametrize("bucket", [None, "s3://team-models/ftc"])
+def test_a_skypilot_job_trains_on_the_played_node_and_reports_through_sky_logs(service, demo_home, fake, tmp_path,
+                                                                               bucket):
     cfg = small_demo(demo_home, 4)
-    job = service.create(cfg, provider="skypilot", gpu_type="A100", gpu_count=1, budget_usd=5.0)
+    job = service.create(cfg, provider="skypilot", gpu_type="A100", gpu_count=1, budget_usd=5.0,
+                         params={"output_bucket": bucket} if bucket else None)
     job = service.launch(job.id)
     assert job.status == L.PROVISIONING, job.reason
     ref = job.provider_ref
@@ -59,7 +69,7 @@ def test_a_skypilot_job_trains_on_the_played_node_and_reports_through_sky_logs(s
     fake.set_cluster(ref, status="UP", jobs=[{"job_id": 1, "status": "RUNNING"}])
     home = tmp_path / "node"
     home.mkdir()
-    proc = play_node(task, home)
+    proc = play_node(task, home, buckets=tmp_path / "buckets")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "@@FTC " in proc.stdout
     fake.set_cluster(ref, log=proc.stdout, jobs=[{"job_id": 1, "status": "SUCCEEDED"}], total_cost=0.1)
@@ -68,4 +78,10 @@ def test_a_skypilot_job_trains_on_the_played_node_and_reports_through_sky_logs(s
     metrics = service.store.get_metrics(job.id)
     assert metrics and all(m["loss"] > 0 for m in metrics if m.get("loss") is not None)
     assert (home / "ftc" / "work" / "output" / "final").is_dir()  # "keep": the model stays on the node
+    if bucket:
+        # ... and a copy in the bucket outlives the cluster; the job and registry name it there.
+        assert job.artifact_path == f"{bucket}/{job.id}"
+        kept = tmp_path / "buckets" / "s3" / "team-models" / "ftc" / job.id
+        assert (kept / "adapter_model.safetensors").is_file()
+        assert service.store.find_model_by_job(job.id).artifact_path == job.artifact_path
     assert fake.read()["downed"] == [ref]

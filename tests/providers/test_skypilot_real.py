@@ -52,6 +52,14 @@ def test_generated_task_passes_skypilots_parser_and_schema(demo_home, real):
                                   ("bootstrap.sh", "bundle.tar.gz", "dataset.jsonl", "model.tar.gz")]
 
 
+def test_an_output_bucket_is_a_storage_mount_skypilot_accepts(demo_home, real):
+    path, _ = make_task(demo_home, real, params={"output_bucket": "s3://team-models/ftc/"})
+    doc = real.driver("validate", str(path))
+    assert doc["storage_mounts"] == {"~/ftc/output-bucket": {"source": "s3://team-models", "mode": "MOUNT"}}
+    script = (path.parent / "bootstrap.sh").read_text()
+    assert "cp -R output/final/. ~/ftc/output-bucket/ftc/job_" in script
+
+
 def test_a_task_skypilot_rejects_is_a_clear_launch_error(tmp_path, real):
     bad = tmp_path / "bad.yaml"
     bad.write_text("resources:\n  accelerators: A100:2\n  gpus_per_node: 3\nrun: echo\n")
