@@ -22,12 +22,18 @@ as generated into the ``lambda-ai-cloud-api-client`` 2.4.1 package (read from it
 
 Rate limits ("1 request per second, launch 1 per 10 s", Lambda's docs) are not in the spec; tests inject 429s with
 ``fail_next``. Instances report ``ip`` 127.0.0.1 so the console reaches a channel served on this machine.
+
+With ``machines_root``, a launched instance boots as a local process (``tests/fakes/machine.py``) that runs its
+cloud-init user data, as cloud-init would, and is ``active`` from then on; terminating it kills the machine. The user
+data's ``setsid`` is dropped, so the detached bootstrap stays in the machine's process group and dies with it.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import threading
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.loopback import LoopbackFake, Request, Response
@@ -49,8 +55,11 @@ def _err(status: int, code: str, message: str, suggestion: str | None = None) ->
 
 
 class FakeLambda(LoopbackFake):
-    def __init__(self, api_key: str = "lambda_test_key", *, ssh_keys: list[str] | None = None) -> None:
+    def __init__(self, api_key: str = "lambda_test_key", *, ssh_keys: list[str] | None = None,
+                 machines_root: Path | None = None) -> None:
         super().__init__()
+        self.machines_root = Path(machines_root) if machines_root else None
+        self.machines: dict[str, Any] = {}
         self.api_key = api_key
         self.ssh_keys = ["laptop"] if ssh_keys is None else ssh_keys
         self.capacity = {name: list(t[4]) for name, t in TYPES.items()}
@@ -61,6 +70,17 @@ class FakeLambda(LoopbackFake):
     # -- test controls ----------------------------------------------------------------------------------------
     def set_status(self, instance_id: str, status: str) -> None:
         self.instances[instance_id]["status"] = status
+
+    def kill_all(self) -> None:
+        for m in self.machines.values():
+            m.kill()
+
+    def _boot(self, iid: str, user_data: str) -> None:
+        from tests.fakes.machine import LocalMachine
+
+        m = LocalMachine(self.machines_root / iid)
+        self.machines[iid] = m.start_script(user_data.replace("nohup setsid bash -c", "nohup bash -c"))
+        self.instances[iid]["status"] = "active"
 
     # -- HTTP -------------------------------------------------------------------------------------------------
     def _authorized(self, req: Request) -> bool:
@@ -135,6 +155,8 @@ class FakeLambda(LoopbackFake):
             "instance_type": self._type_entry(name)["instance_type"], "hostname": "127-0-0-1.cloud.lambda.ai",
             "tags": body.get("tags") or [], "actions": {},
         }
+        if self.machines_root is not None:
+            self._boot(iid, body.get("user_data") or "")
         return Response(200, {"data": {"instance_ids": [iid]}})
 
     def _terminate(self, body: dict[str, Any]) -> Response:
@@ -146,4 +168,6 @@ class FakeLambda(LoopbackFake):
         for i in ids:
             self.instances[i]["status"] = "terminated"
             done.append(self.instances[i])
+            if i in self.machines:  # the API answers first; the machine goes a moment later
+                threading.Timer(0.3, self.machines[i].kill).start()
         return Response(200, {"data": {"terminated_instances": done}})

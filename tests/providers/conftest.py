@@ -33,12 +33,14 @@ def ftc(obj: Any) -> str:
     return "@@FTC " + json.dumps(obj)
 
 
-def launch_small_remote(prov, demo_home, *, gpu_type: str, budget_usd: float, steps: int = 4):
+def launch_small_remote(prov, demo_home, *, gpu_type: str, budget_usd: float, steps: int = 4,
+                        params: dict[str, Any] | None = None):
     """A 4-step demo job launched on ``prov`` by a service that waits long enough for a machine to boot."""
     from core.store import open_store
     from tests.providers.test_runpod_e2e import small_demo
 
     svc = JobService(open_store(), provider_factory=lambda name: prov,
                      settings=ServiceSettings(provisioning_timeout_s=600))
-    job = svc.create(small_demo(demo_home, steps), provider=prov.name, gpu_type=gpu_type, budget_usd=budget_usd)
+    job = svc.create(small_demo(demo_home, steps), provider=prov.name, gpu_type=gpu_type, budget_usd=budget_usd,
+                     params=params)
     return svc, svc.launch(job.id)
