@@ -134,19 +134,18 @@ class ChannelClient:
         self.token = token
         self.timeout = timeout
         self.pin = pin
+        self._pinned: Any = None  # the pinned session's request, made on first use
         if pin and not self.base_url.startswith("https://"):
             raise ProviderError("A pinned report channel must be reached over https.")
 
     def _req(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> Any:
         import requests
 
-        send = requests.request
-        if self.pin:
-            if not hasattr(self, "_pinned"):
-                from core.providers.channel_tls import pinned_request
+        if self.pin and self._pinned is None:
+            from core.providers.channel_tls import pinned_request
 
-                self._pinned = pinned_request(self.pin)
-            send = self._pinned
+            self._pinned = pinned_request(self.pin)
+        send = self._pinned or requests.request
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         try:
             r = send(method, self.base_url + path, headers=headers, timeout=self.timeout, stream=stream, **kw)

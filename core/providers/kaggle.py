@@ -110,6 +110,8 @@ class KaggleProvider(LogChannelProvider, Provider):
     def __init__(self, credentials: dict[str, str] | None = None, *, endpoint: str | None = None) -> None:
         super().__init__(credentials)
         self.endpoint = endpoint
+        self._first_output: dict[str, Any] = {}  # ref -> the session output page log_text last read
+        self._downloaded: dict[str, str] = {}  # ref -> the model folder fetched from its notebook's output
 
     # -- the SDK, errors mapped -----------------------------------------------------------------------------
     @property
@@ -321,6 +323,8 @@ class KaggleProvider(LogChannelProvider, Provider):
         if job_id and not (load_remote(job_id) or {}).get("pushed"):
             return ""
         resp = self._session_output(ref)
+        if resp is not None:
+            self._first_output[ref] = resp  # its file list is where a model download starts
         return join_kernel_log(resp.log or "") if resp is not None else ""
 
     def _session_output(self, ref: str, page_token: str | None = None) -> Any | None:
@@ -339,16 +343,15 @@ class KaggleProvider(LogChannelProvider, Provider):
     def artifact_uri(self, ref: str, reported: str) -> str:
         """The adapter downloaded to this computer (so Models, Playground and serving work on it), or, when that
         fails, the notebook's Output tab, where the kernel copied it (/kaggle/working/final)."""
-        done = getattr(self, "_downloaded", {})
-        if ref in done:  # one download per notebook, however many rows name the folder
-            return done[ref]
+        if ref in self._downloaded:  # one download per notebook, however many rows name the folder
+            return self._downloaded[ref]
         try:
             local = self._download_final(ref)
         except Exception as exc:  # noqa: BLE001 - best effort: the rows must be applied whatever the download did
             log.warning("downloading the model of %s from its notebook output: %s", ref, exc)
             local = None
         if local:
-            self._downloaded = {**done, ref: local}
+            self._downloaded[ref] = local
         return local or f"https://www.kaggle.com/code/{ref}/output"
 
     def _download_final(self, ref: str) -> str | None:
@@ -361,7 +364,9 @@ class KaggleProvider(LogChannelProvider, Provider):
             return None
         files, token, seen = [], None, set()
         while True:
-            page = self._session_output(ref, token)
+            # The first page is the one log_text just read for the rows that name the model.
+            page = self._first_output.pop(ref, None) if token is None else None
+            page = page or self._session_output(ref, token)
             if page is None:
                 return None
             files += [f for f in page.files or [] if f and (f.file_name or "").startswith("final/")]

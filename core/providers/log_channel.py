@@ -108,8 +108,9 @@ class LogChannelProvider:
         # The trainer reports the folder it wrote (relative to its work dir), which means nothing on this computer;
         # a Hub upload (hf://) already names where the model is.
         payload = entry.get("payload")
-        holder = payload if entry.get("kind") == "job" else (payload or {}).get("fields") if isinstance(
-            payload, dict) else None
+        if not isinstance(payload, dict):
+            return entry
+        holder = payload if entry.get("kind") == "job" else payload.get("fields")
         path = holder.get("artifact_path") if isinstance(holder, dict) else None
         if isinstance(path, str) and path and not path.startswith("hf://"):
             holder["artifact_path"] = self.artifact_uri(ref, path)
